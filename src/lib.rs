@@ -1,0 +1,2 @@
+//! raftcheck
+pub mod history;
