@@ -1,0 +1,263 @@
+//! The linearizability checker: models, the search, partitioning, counterexamples.
+//!
+//! Entry point: [`check`]. It splits a history per key (P-compositionality: a history of
+//! independent keys is linearizable iff each key's sub-history is), prepares each part
+//! ([`prepare`]: pruning and settling that provably keep the verdict), runs the Wing–Gong/Lowe
+//! search on each in parallel ([`search`]), and for each invalid key shrinks the history to a
+//! small witness ([`shrink`]). Every key keeps its own verdict; the overall verdict merges them
+//! with invalid over unknown over valid, as Jepsen does.
+
+pub mod model;
+pub(crate) mod prepare;
+pub(crate) mod search;
+pub(crate) mod shrink;
+
+pub use model::Model;
+
+use crate::history::{Op, Value};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+/// The three-way answer, carried unchanged to the exit code (0 / 1 / 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Linearizable.
+    Valid,
+    /// The checker could not decide within its limits.
+    Unknown,
+    /// Not linearizable: a counterexample exists.
+    Invalid,
+}
+
+impl Verdict {
+    /// Merge two verdicts: invalid beats unknown beats valid.
+    pub fn merge(self, other: Verdict) -> Verdict {
+        self.max(other)
+    }
+
+    /// The process exit code for this verdict (DESIGN.md).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Valid => 0,
+            Verdict::Invalid => 1,
+            Verdict::Unknown => 3,
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+/// How to check. The defaults suit a CI run: no time limit, 2 GiB of memo, split per key.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// The model; inferred from the ops when `None`.
+    pub model: Option<Model>,
+    /// Wall-clock limit for the whole check; keys not finished by then are `unknown`.
+    pub time_limit: Option<Duration>,
+    /// Bytes of search memo all keys may hold together; past it, keys end `unknown`.
+    pub memory_limit: u64,
+    /// Check each key on its own (P-compositionality). Off: one search over all keys.
+    pub split_keys: bool,
+    /// Shrink counterexamples to a few ops (costs a little time per invalid key).
+    pub shrink: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            model: None,
+            time_limit: None,
+            memory_limit: 2 << 30,
+            split_keys: true,
+            shrink: true,
+        }
+    }
+}
+
+/// A history the checker cannot judge (bad input, not a verdict).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// An operation the model has no meaning for.
+    #[error("op {op}: {msg}")]
+    Model {
+        /// Id of the op.
+        op: usize,
+        /// Why it does not fit.
+        msg: String,
+    },
+}
+
+/// Why a counterexample is what it is: the witness ops and where the search got stuck.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Counterexample {
+    /// A small sub-history that is itself not linearizable, and whose failure implies the
+    /// original's: obtained by cutting the history after the violation, dropping observations
+    /// and treating some completed writes as unknown (each step only relaxes constraints).
+    pub ops: Vec<Op>,
+    /// Ids of ops that the shrinker turned from completed into unknown.
+    pub weakened: Vec<usize>,
+    /// The longest linearizable order found, as op ids.
+    pub linearized: Vec<usize>,
+    /// The state after `linearized`.
+    pub state: Value,
+    /// The completed op that had to be placed next but could not be, if any.
+    pub unplaced: Option<usize>,
+    /// Ops that could have gone next but led nowhere.
+    pub candidates: Vec<usize>,
+    /// One human sentence.
+    pub explanation: String,
+}
+
+/// The verdict and figures for one key (or the whole history when not split).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyResult {
+    /// The key; `None` for a single-register history or an unsplit check.
+    pub key: Option<String>,
+    /// The key's own verdict.
+    pub verdict: Verdict,
+    /// Ops on this key.
+    pub ops: usize,
+    /// Ops removed by sound pruning before the search.
+    pub pruned: usize,
+    /// Unknown writes pinned down by an observation before the search.
+    pub settled: usize,
+    /// Memo entries the search created.
+    pub states: u64,
+    /// Peak memo bytes.
+    pub peak_bytes: u64,
+    /// Wall time of this key's search, milliseconds.
+    pub millis: f64,
+    /// Why the verdict is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For an invalid key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterexample: Option<Counterexample>,
+}
+
+/// The checker's whole answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Merged verdict.
+    pub verdict: Verdict,
+    /// The model used.
+    pub model: Model,
+    /// Number of ops checked.
+    pub ops: usize,
+    /// Wall time of the check, milliseconds.
+    pub millis: f64,
+    /// Why the verdict is unknown, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Per key, invalid keys first, then unknown, then valid, by key.
+    pub keys: Vec<KeyResult>,
+}
+
+/// Check a paired history.
+pub fn check(ops: &[Op], opts: &CheckOptions) -> Result<CheckResult, CheckError> {
+    let start = Instant::now();
+    let model = opts.model.unwrap_or_else(|| Model::infer(ops));
+    model
+        .validate(ops)
+        .map_err(|(op, msg)| CheckError::Model { op, msg })?;
+    let mut groups: BTreeMap<Option<&str>, Vec<Op>> = BTreeMap::new();
+    for o in ops {
+        let k = if opts.split_keys {
+            o.key.as_deref()
+        } else {
+            None
+        };
+        groups.entry(k).or_default().push(o.clone());
+    }
+    let mut groups: Vec<(Option<String>, Vec<Op>)> = groups
+        .into_iter()
+        .map(|(k, v)| (k.map(str::to_string), v))
+        .collect();
+    // Biggest first, so the long poles start early.
+    groups.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    let used = AtomicU64::new(0);
+    let limits = search::Limits {
+        deadline: opts.time_limit.map(|t| start + t),
+        memory_limit: opts.memory_limit,
+        memory_used: &used,
+    };
+    let mut keys: Vec<KeyResult> = groups
+        .into_par_iter()
+        .map(|(key, part)| check_part(key, part, model, &limits, opts.shrink))
+        .collect();
+    keys.sort_by(|a, b| b.verdict.cmp(&a.verdict).then_with(|| a.key.cmp(&b.key)));
+    let verdict = keys
+        .iter()
+        .fold(Verdict::Valid, |v, k| v.merge(k.verdict));
+    let reason = (verdict == Verdict::Unknown).then(|| {
+        let n = keys.iter().filter(|k| k.verdict == Verdict::Unknown).count();
+        let why = keys
+            .iter()
+            .find_map(|k| k.reason.clone())
+            .unwrap_or_default();
+        format!("{n} of {} keys undecided: {why}", keys.len())
+    });
+    Ok(CheckResult {
+        verdict,
+        model,
+        ops: ops.len(),
+        millis: start.elapsed().as_secs_f64() * 1e3,
+        reason,
+        keys,
+    })
+}
+
+fn check_part(
+    key: Option<String>,
+    part: Vec<Op>,
+    model: Model,
+    limits: &search::Limits<'_>,
+    shrink: bool,
+) -> KeyResult {
+    let start = Instant::now();
+    let mut problem = prepare::prepare(&part, model);
+    let mut stats = search::Stats::default();
+    let outcome = search::search(&mut problem, limits, false, &mut stats);
+    let mut res = KeyResult {
+        key,
+        verdict: Verdict::Valid,
+        ops: part.len(),
+        pruned: problem.dropped,
+        settled: problem.settled,
+        states: stats.states,
+        peak_bytes: stats.bytes,
+        millis: 0.0,
+        reason: None,
+        counterexample: None,
+    };
+    match outcome {
+        search::Outcome::Linearizable => {}
+        search::Outcome::Unknown(why) => {
+            res.verdict = Verdict::Unknown;
+            res.reason = Some(
+                match why {
+                    search::Exhausted::Time => "time limit reached",
+                    search::Exhausted::Memory => "memory limit reached",
+                }
+                .to_string(),
+            );
+        }
+        search::Outcome::NotLinearizable(_) => {
+            res.verdict = Verdict::Invalid;
+            res.counterexample = Some(shrink::counterexample(part, model, limits, shrink));
+        }
+    }
+    res.millis = start.elapsed().as_secs_f64() * 1e3;
+    res
+}
