@@ -3,9 +3,11 @@
 //! The map:
 //! - [`history`]: operation records; `history.jsonl` and Jepsen EDN in and out.
 //! - [`checker`]: the linearizability checker (models, search, partitioning, counterexamples).
+//! - [`report`]: results.json, the terminal summary, results directories.
 //!
 //! The binary (`src/main.rs`) only parses flags, calls into these modules and maps the verdict
 //! to an exit code: 0 valid, 1 invalid, 2 bad input, 3 unknown.
 
 pub mod checker;
 pub mod history;
+pub mod report;

@@ -11,6 +11,7 @@ pub mod model;
 pub(crate) mod prepare;
 pub(crate) mod search;
 pub(crate) mod shrink;
+pub mod synth;
 
 pub use model::Model;
 
@@ -171,16 +172,16 @@ pub fn check(ops: &[Op], opts: &CheckOptions) -> Result<CheckResult, CheckError>
     model
         .validate(ops)
         .map_err(|(op, msg)| CheckError::Model { op, msg })?;
-    let mut groups: BTreeMap<Option<&str>, Vec<Op>> = BTreeMap::new();
+    let mut groups: BTreeMap<Option<&str>, Vec<&Op>> = BTreeMap::new();
     for o in ops {
         let k = if opts.split_keys {
             o.key.as_deref()
         } else {
             None
         };
-        groups.entry(k).or_default().push(o.clone());
+        groups.entry(k).or_default().push(o);
     }
-    let mut groups: Vec<(Option<String>, Vec<Op>)> = groups
+    let mut groups: Vec<(Option<String>, Vec<&Op>)> = groups
         .into_iter()
         .map(|(k, v)| (k.map(str::to_string), v))
         .collect();
@@ -192,16 +193,25 @@ pub fn check(ops: &[Op], opts: &CheckOptions) -> Result<CheckResult, CheckError>
         memory_limit: opts.memory_limit,
         memory_used: &used,
     };
-    let mut keys: Vec<KeyResult> = groups
-        .into_par_iter()
-        .map(|(key, part)| check_part(key, part, model, &limits, opts.shrink))
-        .collect();
+    let mut keys: Vec<KeyResult> = if groups.len() == 1 {
+        // One part: no thread hand-off (it costs more than a small history's whole check).
+        groups
+            .into_iter()
+            .map(|(key, part)| check_part(key, &part, model, &limits, opts.shrink))
+            .collect()
+    } else {
+        groups
+            .into_par_iter()
+            .map(|(key, part)| check_part(key, &part, model, &limits, opts.shrink))
+            .collect()
+    };
     keys.sort_by(|a, b| b.verdict.cmp(&a.verdict).then_with(|| a.key.cmp(&b.key)));
-    let verdict = keys
-        .iter()
-        .fold(Verdict::Valid, |v, k| v.merge(k.verdict));
+    let verdict = keys.iter().fold(Verdict::Valid, |v, k| v.merge(k.verdict));
     let reason = (verdict == Verdict::Unknown).then(|| {
-        let n = keys.iter().filter(|k| k.verdict == Verdict::Unknown).count();
+        let n = keys
+            .iter()
+            .filter(|k| k.verdict == Verdict::Unknown)
+            .count();
         let why = keys
             .iter()
             .find_map(|k| k.reason.clone())
@@ -220,7 +230,7 @@ pub fn check(ops: &[Op], opts: &CheckOptions) -> Result<CheckResult, CheckError>
 
 fn check_part(
     key: Option<String>,
-    part: Vec<Op>,
+    part: &[&Op],
     model: Model,
     limits: &search::Limits<'_>,
     shrink: bool,
@@ -255,7 +265,8 @@ fn check_part(
         }
         search::Outcome::NotLinearizable(_) => {
             res.verdict = Verdict::Invalid;
-            res.counterexample = Some(shrink::counterexample(part, model, limits, shrink));
+            let owned = part.iter().map(|&o| o.clone()).collect();
+            res.counterexample = Some(shrink::counterexample(owned, model, limits, shrink));
         }
     }
     res.millis = start.elapsed().as_secs_f64() * 1e3;

@@ -126,7 +126,9 @@ impl Action {
 /// Interns values and list states for one partition, and steps states.
 #[derive(Debug, Default)]
 pub(crate) struct Space {
-    /// Register values and list elements by canonical JSON text; id 0 is null.
+    /// Integer values (the common case) by value, without formatting them.
+    ints: HashMap<i64, u32>,
+    /// Other register values and list elements by canonical JSON text; id 0 is null.
     values: HashMap<String, u32>,
     /// The value behind each id, for counterexamples.
     value_of: Vec<Value>,
@@ -160,6 +162,15 @@ impl Space {
 
     /// Intern a scalar (or any JSON) value.
     pub(crate) fn value(&mut self, v: &Value) -> u32 {
+        if let Some(i) = v.as_i64() {
+            if let Some(&id) = self.ints.get(&i) {
+                return id;
+            }
+            let id = self.value_of.len() as u32;
+            self.ints.insert(i, id);
+            self.value_of.push(v.clone());
+            return id;
+        }
         let key = v.to_string();
         if let Some(&id) = self.values.get(&key) {
             return id;
@@ -204,12 +215,20 @@ impl Space {
 
     /// The value behind a register state, for display.
     pub(crate) fn show_value(&self, id: u32) -> Value {
-        self.value_of.get(id as usize).cloned().unwrap_or(Value::Null)
+        self.value_of
+            .get(id as usize)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     /// The list behind a trie node, for display.
     pub(crate) fn show_list(&self, node: u32) -> Value {
-        Value::Array(self.list_elems(node).into_iter().map(|e| self.show_value(e)).collect())
+        Value::Array(
+            self.list_elems(node)
+                .into_iter()
+                .map(|e| self.show_value(e))
+                .collect(),
+        )
     }
 
     /// Per-key states of a state id.
@@ -224,7 +243,13 @@ impl Space {
     /// Apply `action` on key `slot` in `state`. `None`: the action is impossible in this state.
     /// `info` marks an op whose outcome is unknown: a cas may then also have done nothing.
     #[inline]
-    pub(crate) fn step(&mut self, state: u32, slot: usize, action: Action, info: bool) -> Option<u32> {
+    pub(crate) fn step(
+        &mut self,
+        state: u32,
+        slot: usize,
+        action: Action,
+        info: bool,
+    ) -> Option<u32> {
         if self.slots == 1 {
             return self.step_one(state, action, info);
         }
@@ -265,7 +290,9 @@ impl Space {
 
     /// Rough bytes held, for the memory bound.
     pub(crate) fn bytes(&self) -> usize {
-        self.trie_nodes.len() * 24 + self.tuples.len() * (self.slots * 4 + 48) + self.value_of.len() * 64
+        self.trie_nodes.len() * 24
+            + self.tuples.len() * (self.slots * 4 + 48)
+            + self.value_of.len() * 64
     }
 }
 
@@ -295,11 +322,23 @@ mod tests {
         let mut s = Space::new(1);
         let one = s.value(&json!(1));
         let two = s.value(&json!(2));
-        assert_eq!(s.step(0, 0, Action::Cas { from: one, to: two }, false), None);
-        assert_eq!(s.step(0, 0, Action::Cas { from: one, to: two }, true), Some(0));
-        assert_eq!(s.step(one, 0, Action::Cas { from: one, to: two }, true), Some(two));
+        assert_eq!(
+            s.step(0, 0, Action::Cas { from: one, to: two }, false),
+            None
+        );
+        assert_eq!(
+            s.step(0, 0, Action::Cas { from: one, to: two }, true),
+            Some(0)
+        );
+        assert_eq!(
+            s.step(one, 0, Action::Cas { from: one, to: two }, true),
+            Some(two)
+        );
         assert_eq!(s.step(one, 0, Action::Mismatch { from: one }, false), None);
-        assert_eq!(s.step(two, 0, Action::Mismatch { from: one }, false), Some(two));
+        assert_eq!(
+            s.step(two, 0, Action::Mismatch { from: one }, false),
+            Some(two)
+        );
     }
 
     #[test]

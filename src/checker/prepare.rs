@@ -76,7 +76,7 @@ pub(crate) struct Problem {
 }
 
 /// Build the search problem for `ops` (all ops of one partition, any order).
-pub(crate) fn prepare(ops: &[Op], model: Model) -> Problem {
+pub(crate) fn prepare(ops: &[&Op], model: Model) -> Problem {
     // Keys of this partition, in first-seen order.
     let mut slots: HashMap<Option<&str>, usize> = HashMap::new();
     for o in ops {
@@ -214,10 +214,22 @@ pub(crate) fn prepare(ops: &[Op], model: Model) -> Problem {
     let mut entries: Vec<(usize, Entry)> = Vec::with_capacity(keep.len() * 2);
     let mut sops = Vec::with_capacity(keep.len());
     for (id, c) in keep.iter().enumerate() {
-        entries.push((2 * c.call + 1, Entry { op: id as u32, call: true }));
+        entries.push((
+            2 * c.call + 1,
+            Entry {
+                op: id as u32,
+                call: true,
+            },
+        ));
         if !c.info {
             let r = c.ret2.unwrap_or(usize::MAX);
-            entries.push((r, Entry { op: id as u32, call: false }));
+            entries.push((
+                r,
+                Entry {
+                    op: id as u32,
+                    call: false,
+                },
+            ));
         }
         sops.push(SOp {
             orig: c.orig,
@@ -236,4 +248,3 @@ pub(crate) fn prepare(ops: &[Op], model: Model) -> Problem {
         settled,
     }
 }
-

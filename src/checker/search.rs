@@ -260,7 +260,9 @@ pub(crate) fn search(
             }
             let now = memo.bytes() + p.space.bytes() as u64;
             if now > charged {
-                limits.memory_used.fetch_add(now - charged, Ordering::Relaxed);
+                limits
+                    .memory_used
+                    .fetch_add(now - charged, Ordering::Relaxed);
                 charged = now;
                 stats.bytes = stats.bytes.max(now);
             }
@@ -307,7 +309,11 @@ pub(crate) fn search(
             }
             _ => {
                 // A return entry (or the end): the op it closes was not placed on this path.
-                if deepest && best.as_ref().is_none_or(|b| stack.len() > b.linearized.len()) {
+                if deepest
+                    && best
+                        .as_ref()
+                        .is_none_or(|b| stack.len() > b.linearized.len())
+                {
                     let stuck = entry.map(|e| e.op);
                     let mut candidates = Vec::new();
                     let mut c = next[0];

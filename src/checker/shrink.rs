@@ -52,7 +52,8 @@ pub(crate) fn counterexample(
 }
 
 fn invalid(ops: &[Op], model: Model, limits: &Limits<'_>) -> bool {
-    let mut p = prepare(ops, model);
+    let refs: Vec<&Op> = ops.iter().collect();
+    let mut p = prepare(&refs, model);
     matches!(
         search(&mut p, limits, false, &mut Stats::default()),
         SearchOutcome::NotLinearizable(_)
@@ -156,8 +157,12 @@ fn relax(mut ops: Vec<Op>, model: Model, limits: &Limits<'_>) -> Vec<Op> {
 /// Describe the witness: which ops remain, where the search got stuck.
 fn explain(
     ops: Vec<Op>,
-    original: &HashMap<usize, Outcome>, model: Model, limits: &Limits<'_>) -> Counterexample {
-    let mut p = prepare(&ops, model);
+    original: &HashMap<usize, Outcome>,
+    model: Model,
+    limits: &Limits<'_>,
+) -> Counterexample {
+    let refs: Vec<&Op> = ops.iter().collect();
+    let mut p = prepare(&refs, model);
     let deepest = match search(&mut p, limits, true, &mut Stats::default()) {
         SearchOutcome::NotLinearizable(d) => d,
         _ => None,

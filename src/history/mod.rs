@@ -214,12 +214,24 @@ impl Source {
 /// Read a history file, choosing the format by content: EDN if the first non-blank character is
 /// `[` or `{` followed by a keyword, JSONL otherwise.
 pub fn read_file(path: &Path) -> Result<(Vec<Event>, Source), HistoryError> {
+    read_file_with(path, false)
+}
+
+/// [`read_file`], saying how EDN `:fail` cas ops are read: as plain fails (Knossos's meaning,
+/// the default) or as compare mismatches (Porcupine's, when the history's producer means it).
+pub fn read_file_with(
+    path: &Path,
+    edn_fail_cas_is_mismatch: bool,
+) -> Result<(Vec<Event>, Source), HistoryError> {
     let text = std::fs::read_to_string(path).map_err(|source| HistoryError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     if looks_like_edn(&text) {
-        edn::parse_history(&text, path)
+        let opts = edn::EdnOptions {
+            fail_cas_is_mismatch: edn_fail_cas_is_mismatch,
+        };
+        edn::parse_history_with(&text, path, opts)
     } else {
         jsonl::parse(&text, path)
     }
