@@ -238,10 +238,12 @@ pub(crate) fn search(
 
     let mut lin = LinSet::new(p.n_finite, n - p.n_finite);
     let mut hash = 0u64;
+    // Most valid histories need a few states per op; start there to skip early rehashing.
+    let guess = 4 * n + 16;
     let mut memo = Memo {
-        table: HashMap::default(),
-        entries: Vec::new(),
-        arena: Vec::new(),
+        table: HashMap::with_capacity_and_hasher(guess, Default::default()),
+        entries: Vec::with_capacity(guess),
+        arena: Vec::with_capacity(guess * 4),
     };
     let mut key = Vec::new();
     let mut stack: Vec<(u32, u32)> = Vec::new(); // (op, state before it)

