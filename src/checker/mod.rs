@@ -236,7 +236,7 @@ fn check_part(
     shrink: bool,
 ) -> KeyResult {
     let start = Instant::now();
-    let mut problem = prepare::prepare(&part, model);
+    let mut problem = prepare::prepare(part, model);
     let mut stats = search::Stats::default();
     let outcome = search::search(&mut problem, limits, false, &mut stats);
     let mut res = KeyResult {

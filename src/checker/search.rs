@@ -127,7 +127,7 @@ impl LinSet {
 
     #[inline]
     fn full(&self, w: usize) -> u64 {
-        if w + 1 == self.fw && self.nf % 64 != 0 {
+        if w + 1 == self.fw && !self.nf.is_multiple_of(64) {
             (1u64 << (self.nf % 64)) - 1
         } else {
             u64::MAX

@@ -22,10 +22,12 @@
 //! that says `:error :mismatch` (or `"mismatch"`) itself is kept as written: that is how the
 //! export below writes raftcheck's own mismatch observations, so a round trip keeps them.
 //!
-//! Multi-key histories are recognised by the shape of Jepsen's independent checker (see
-//! [`is_keyed`]); their `[key value]` tuples are split into [`Event::key`] and [`Event::value`].
+//! Multi-key histories are recognised by the shape of Jepsen's independent checker (the rule is
+//! spelled out on `is_keyed` below); their `[key value]` tuples are split into [`Event::key`]
+//! (a string: integer and keyword keys are written as text) and [`Event::value`].
 
 use super::{Event, EventType, Fun, HistoryError, Source, Value, MISMATCH};
+use std::borrow::Cow;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
@@ -57,34 +59,28 @@ pub fn parse_history_with(
         line,
         msg,
     };
-    let forms = Reader::new(text)
-        .read_all()
-        .map_err(|e| err(e.line, e.msg))?;
-
-    let mut raws = Vec::new();
+    // Ops are converted as they are read, so that only one op's forms exist at a time: a
+    // million-op history would otherwise hold every map's forms in memory at once.
+    let mut reader = Reader::new(text);
+    // Each event is built with its value whole and, when the value is tuple-shaped, the tuple's
+    // key provisionally in `key`; once the whole history is read, `finish` either splits the
+    // tuples or drops the provisional keys. Working in place keeps one copy of a big history.
+    let mut events = Vec::new();
+    let mut shapes = Vec::new();
+    let mut lines = Vec::new();
     let mut position = 0u64;
-    for form in &forms {
-        let ops: &[Form] = match &form.edn {
-            Edn::Vector(items) | Edn::List(items) => items,
-            _ => std::slice::from_ref(form),
-        };
-        for op in ops {
-            if let Some(raw) = RawOp::from_form(op, position, text).map_err(|m| err(op.line, m))? {
-                raws.push(raw);
-            }
-            position += 1;
+    while let Some(op) = reader.next_op().map_err(|e| err(e.line, e.msg))? {
+        let line = op.line;
+        if let Some((event, shape)) = read_op(op, position, text).map_err(|m| err(line, m))? {
+            events.push(event);
+            shapes.push(shape);
+            lines.push(line);
         }
+        position += 1;
     }
-
-    let keyed = is_keyed(&raws);
-    let mut events = Vec::with_capacity(raws.len());
-    let mut lines = Vec::with_capacity(raws.len());
-    for raw in &raws {
-        events.push(
-            raw.to_event(keyed, opts, text)
-                .map_err(|m| err(raw.line, m))?,
-        );
-        lines.push(raw.line);
+    let keyed = is_keyed(&events, &shapes);
+    for ((e, shape), line) in events.iter_mut().zip(&shapes).zip(&lines) {
+        finish(e, shape, keyed, opts, text).map_err(|m| err(*line, m))?;
     }
     Ok((
         events,
@@ -209,153 +205,157 @@ fn write_string<W: Write>(w: &mut W, s: &str) -> std::io::Result<()> {
 // From forms to events
 // ---------------------------------------------------------------------------------------------
 
-/// An op map after its fields have been checked, before the keyed/unkeyed decision (which needs
-/// the whole history) splits its value.
-struct RawOp<'a> {
-    line: usize,
-    index: u64,
-    kind: EventType,
-    process: u64,
-    f: Fun,
-    value: Option<&'a Form>,
-    time: u64,
-    error: Option<String>,
-    node: Option<String>,
+/// What [`finish`] needs to know about an op's value besides the value itself.
+struct Shape {
+    /// Where the value is written, for messages.
+    value_span: Option<(usize, usize)>,
+    /// The value is `[k v]` with `v` itself a 2-element vector (a keyed cas has this shape).
+    pair: bool,
 }
 
-impl<'a> RawOp<'a> {
-    /// `Ok(None)` for ops that are not a client's (nemesis ops and any non-integer process).
-    fn from_form(form: &'a Form, position: u64, text: &str) -> Result<Option<Self>, String> {
-        let entries = match &untag(form).edn {
-            Edn::Map(entries) => entries,
-            _ => {
-                return Err(format!(
-                    "expected an operation map, got {}",
-                    source_text(text, form)
-                ))
-            }
+/// One op map → an event with its value whole and, if the value is `[k v]` with a scalar `k`,
+/// `k` provisionally as its key (see [`finish`]). `Ok(None)` for ops that are not a client's
+/// (nemesis ops and any non-integer process).
+fn read_op(form: Form<'_>, position: u64, text: &str) -> Result<Option<(Event, Shape)>, String> {
+    let form = untag(form);
+    let entries = match form.edn {
+        Edn::Map(entries) => entries,
+        _ => {
+            return Err(format!(
+                "expected an operation map, got {}",
+                span_text(text, (form.start, form.end))
+            ))
+        }
+    };
+    let [mut process, mut ty, mut f, mut value, mut time, mut index, mut error, mut node] =
+        [None, None, None, None, None, None, None, None];
+    for (k, v) in entries {
+        let Edn::Keyword(name) = k.edn else { continue };
+        let slot = match name {
+            "process" => &mut process,
+            "type" => &mut ty,
+            "f" => &mut f,
+            "value" => &mut value,
+            "time" => &mut time,
+            "index" => &mut index,
+            "error" => &mut error,
+            "node" => &mut node,
+            _ => continue,
         };
-        let get = |name: &str| {
-            entries
-                .iter()
-                .find(|(k, _)| matches!(&k.edn, Edn::Keyword(n) if n == name))
-                .map(|(_, v)| v)
-        };
-        let process = match get("process").map(|p| &p.edn) {
+        *slot = Some(v);
+    }
+    let shown = |v: &Option<Form<'_>>| v.as_ref().map_or("nothing", |v| source_text(text, v));
+
+    let process = match process.as_ref().map(|p| &p.edn) {
+        Some(Edn::Int(n)) => u64::try_from(*n)
+            .map_err(|_| format!("process {n} is not a non-negative 64-bit integer"))?,
+        Some(_) => return Ok(None),
+        None => return Err("operation has no :process".into()),
+    };
+    let kind = match ty.as_ref().and_then(name_of) {
+        Some("invoke") => EventType::Invoke,
+        Some("ok") => EventType::Ok,
+        Some("fail") => EventType::Fail,
+        Some("info") => EventType::Info,
+        _ => {
+            return Err(format!(
+                "operation :type must be :invoke, :ok, :fail or :info, got {}",
+                shown(&ty)
+            ))
+        }
+    };
+    let f = match f.as_ref().and_then(name_of) {
+        Some("read") => Fun::Read,
+        Some("write") => Fun::Write,
+        Some("cas") => Fun::Cas,
+        Some("append") => Fun::Append,
+        Some("txn") => {
+            return Err("Elle :txn histories are not supported: raftcheck checks \
+                        single-object read/write/cas/append histories (use Elle for \
+                        transactional ones)"
+                .into())
+        }
+        _ => {
+            return Err(format!(
+                "unsupported :f {} (expected :read, :write, :cas or :append)",
+                shown(&f)
+            ))
+        }
+    };
+    let nat = |name: &str, v: &Option<Form<'_>>, default: u64| -> Result<u64, String> {
+        match v.as_ref().map(|v| &v.edn) {
+            None | Some(Edn::Nil) => Ok(default),
             Some(Edn::Int(n)) => u64::try_from(*n)
-                .map_err(|_| format!("process {n} is not a non-negative 64-bit integer"))?,
-            Some(_) => return Ok(None),
-            None => return Err("operation has no :process".into()),
-        };
-        let kind = match get("type").and_then(name_of) {
-            Some("invoke") => EventType::Invoke,
-            Some("ok") => EventType::Ok,
-            Some("fail") => EventType::Fail,
-            Some("info") => EventType::Info,
-            _ => {
-                return Err(format!(
-                    "operation :type must be :invoke, :ok, :fail or :info, got {}",
-                    get("type").map_or("nothing", |t| source_text(text, t))
-                ))
-            }
-        };
-        let f = match get("f").and_then(name_of) {
-            Some("read") => Fun::Read,
-            Some("write") => Fun::Write,
-            Some("cas") => Fun::Cas,
-            Some("append") => Fun::Append,
-            Some("txn") => {
-                return Err("Elle :txn histories are not supported: raftcheck checks \
-                            single-object read/write/cas/append histories (use Elle for \
-                            transactional ones)"
-                    .into())
-            }
-            _ => {
-                return Err(format!(
-                    "unsupported :f {} (expected :read, :write, :cas or :append)",
-                    get("f").map_or("(missing)", |t| source_text(text, t))
-                ))
-            }
-        };
-        let nat = |name: &str, default: u64| -> Result<u64, String> {
-            match get(name).map(|v| &v.edn) {
-                None | Some(Edn::Nil) => Ok(default),
-                Some(Edn::Int(n)) => u64::try_from(*n)
-                    .map_err(|_| format!(":{name} {n} is not a non-negative 64-bit integer")),
-                Some(_) => Err(format!(
-                    ":{name} must be an integer, got {}",
-                    get(name).map_or("", |v| source_text(text, v))
-                )),
-            }
-        };
-        let text_of = |name: &str| -> Option<String> {
-            let v = get(name)?;
-            match &v.edn {
-                Edn::Nil => None,
-                Edn::Str(s) | Edn::Keyword(s) | Edn::Symbol(s) => Some(s.clone()),
-                _ => Some(source_text(text, v).to_string()),
-            }
-        };
-        Ok(Some(RawOp {
-            line: form.line,
-            index: nat("index", position)?,
-            kind,
-            process,
-            f,
-            value: get("value"),
-            time: nat("time", 0)?,
-            error: text_of("error"),
-            node: text_of("node"),
-        }))
-    }
+                .map_err(|_| format!(":{name} {n} is not a non-negative 64-bit integer")),
+            Some(_) => Err(format!(":{name} must be an integer, got {}", shown(v))),
+        }
+    };
+    let words = |v: Option<Form<'_>>| -> Option<String> {
+        let v = v?;
+        match v.edn {
+            Edn::Nil => None,
+            Edn::Str(s) => Some(s.into_owned()),
+            Edn::Keyword(s) | Edn::Symbol(s) => Some(s.to_string()),
+            _ => Some(source_text(text, &v).to_string()),
+        }
+    };
+    let (tuple_key, pair) = match value.as_ref().map(|v| &v.edn) {
+        Some(Edn::Vector(t) | Edn::List(t)) if t.len() == 2 => (
+            key_of(&t[0]),
+            matches!(&t[1].edn, Edn::Vector(p) | Edn::List(p) if p.len() == 2),
+        ),
+        _ => (None, false),
+    };
+    let shape = Shape {
+        value_span: value.as_ref().map(|v| (v.start, v.end)),
+        pair,
+    };
+    let event = Event {
+        index: nat("index", &index, position)?,
+        kind,
+        process,
+        f,
+        key: tuple_key,
+        value: value
+            .as_ref()
+            .map_or(Ok(Value::Null), |v| to_json(v, text))?,
+        time: nat("time", &time, 0)?,
+        node: words(node),
+        error: words(error),
+    };
+    Ok(Some((event, shape)))
+}
 
-    fn to_event(&self, keyed: bool, opts: EdnOptions, text: &str) -> Result<Event, String> {
-        let (key, value) = if keyed {
-            match self.value.map(|v| (v, &v.edn)) {
-                None | Some((_, Edn::Nil)) if self.kind != EventType::Invoke => (None, Value::Null),
-                Some((form, Edn::Vector(t) | Edn::List(t))) if t.len() == 2 => {
-                    match key_of(&t[0]) {
-                        Some(k) => (Some(k), to_json(&t[1], text)?),
-                        None => return Err(self.not_a_tuple(text, form)),
-                    }
-                }
-                Some((form, _)) => return Err(self.not_a_tuple(text, form)),
-                None => return Err(format!("{} has no :value", self.f.name())),
-            }
-        } else {
-            (
-                None,
-                self.value.map_or(Ok(Value::Null), |v| to_json(v, text))?,
-            )
-        };
-        let error =
-            if opts.fail_cas_is_mismatch && self.kind == EventType::Fail && self.f == Fun::Cas {
-                Some(MISMATCH.to_string())
-            } else {
-                self.error.clone()
-            };
-        Ok(Event {
-            index: self.index,
-            kind: self.kind,
-            process: self.process,
-            f: self.f,
-            key,
-            value,
-            time: self.time,
-            node: self.node.clone(),
-            error,
-        })
+/// Settle an event once the history's keyed-ness is known: split a tuple into key and value, or
+/// drop the provisional key; and apply [`EdnOptions::fail_cas_is_mismatch`].
+fn finish(
+    e: &mut Event,
+    shape: &Shape,
+    keyed: bool,
+    opts: EdnOptions,
+    text: &str,
+) -> Result<(), String> {
+    if !keyed {
+        e.key = None;
+    } else if e.key.is_some() {
+        // A tuple-shaped value converts to a 2-element array; its second element is the op's
+        // own value.
+        if let Value::Array(t) = std::mem::take(&mut e.value) {
+            e.value = t.into_iter().nth(1).unwrap_or_default();
+        }
+    } else if !(e.value.is_null() && e.kind != EventType::Invoke) {
+        return Err(format!(
+            "this history has [key value] tuples as values (Jepsen's independent checker), but \
+             this {} {} has value {}",
+            type_name(e.kind),
+            e.f.name(),
+            shape.value_span.map_or("nothing", |s| span_text(text, s))
+        ));
     }
-
-    fn not_a_tuple(&self, text: &str, form: &Form) -> String {
-        format!(
-            "this history has [key value] tuples as values (Jepsen's independent checker), \
-             but this {} {} has value {}",
-            type_name(self.kind),
-            self.f.name(),
-            source_text(text, form)
-        )
+    if opts.fail_cas_is_mismatch && e.kind == EventType::Fail && e.f == Fun::Cas {
+        e.error = Some(MISMATCH.to_string());
     }
+    Ok(())
 }
 
 /// Whether a history is a multi-key history in Jepsen's independent-checker form.
@@ -370,51 +370,50 @@ impl<'a> RawOp<'a> {
 ///
 /// A single-register history always fails this test as soon as it has one read (invoked with
 /// `nil`), one cas (`[from to]` whose second element is not a pair) or one scalar write/append.
-fn is_keyed(raws: &[RawOp]) -> bool {
-    let mut any = false;
-    for r in raws.iter().filter(|r| r.kind == EventType::Invoke) {
-        any = true;
-        let Some(Edn::Vector(t) | Edn::List(t)) = r.value.map(|v| &v.edn) else {
-            return false;
-        };
-        if t.len() != 2 || key_of(&t[0]).is_none() {
-            return false;
-        }
-        if r.f == Fun::Cas && !matches!(&t[1].edn, Edn::Vector(p) | Edn::List(p) if p.len() == 2) {
-            return false;
-        }
-    }
-    any
+fn is_keyed(events: &[Event], shapes: &[Shape]) -> bool {
+    let mut invokes = events
+        .iter()
+        .zip(shapes)
+        .filter(|(e, _)| e.kind == EventType::Invoke)
+        .peekable();
+    invokes.peek().is_some()
+        && invokes.all(|(e, shape)| e.key.is_some() && (e.f != Fun::Cas || shape.pair))
 }
 
 /// A scalar usable as a key, as the string raftcheck keys are.
 fn key_of(form: &Form) -> Option<String> {
     match &form.edn {
         Edn::Int(n) => Some(n.to_string()),
-        Edn::Str(s) | Edn::Keyword(s) => Some(s.clone()),
+        Edn::Str(s) => Some(s.to_string()),
+        Edn::Keyword(s) => Some(s.to_string()),
         _ => None,
     }
 }
 
 /// The name of a keyword (or a string) used as an enum, e.g. `:invoke`.
-fn name_of(form: &Form) -> Option<&str> {
+fn name_of<'f>(form: &'f Form) -> Option<&'f str> {
     match &form.edn {
-        Edn::Keyword(s) | Edn::Str(s) => Some(s),
+        Edn::Keyword(s) => Some(s),
+        Edn::Str(s) => Some(s),
         _ => None,
     }
 }
 
 /// The form inside any tags: Jepsen ≥ 0.3 prints ops as `#jepsen.history.Op{...}`.
-fn untag(form: &Form) -> &Form {
-    match &form.edn {
-        Edn::Tagged(_, inner) => untag(inner),
-        _ => form,
+fn untag(form: Form<'_>) -> Form<'_> {
+    match form.edn {
+        Edn::Tagged(_, inner) => untag(*inner),
+        edn => Form { edn, ..form },
     }
+}
+
+fn span_text(text: &str, (start, end): (usize, usize)) -> &str {
+    text.get(start..end).unwrap_or("?")
 }
 
 /// The form exactly as written, for messages and for `:error` values that are not plain names.
 fn source_text<'t>(text: &'t str, form: &Form) -> &'t str {
-    text.get(form.start..form.end).unwrap_or("?")
+    span_text(text, (form.start, form.end))
 }
 
 /// EDN → JSON: keywords and symbols lose their colon, tags are dropped, sets become arrays.
@@ -434,7 +433,8 @@ fn to_json(form: &Form, text: &str) -> Result<Value, String> {
         Edn::Float(x) => serde_json::Number::from_f64(*x)
             .map(Value::Number)
             .ok_or_else(|| format!("{} has no JSON representation", source_text(text, form)))?,
-        Edn::Str(s) | Edn::Keyword(s) | Edn::Symbol(s) => Value::String(s.clone()),
+        Edn::Str(s) => Value::String(s.to_string()),
+        Edn::Keyword(s) | Edn::Symbol(s) => Value::String(s.to_string()),
         Edn::Char(c) => Value::String(c.to_string()),
         Edn::List(items) | Edn::Vector(items) | Edn::Set(items) => Value::Array(
             items
@@ -446,7 +446,8 @@ fn to_json(form: &Form, text: &str) -> Result<Value, String> {
             let mut map = serde_json::Map::with_capacity(entries.len());
             for (k, v) in entries {
                 let key = match &k.edn {
-                    Edn::Str(s) | Edn::Keyword(s) | Edn::Symbol(s) => s.clone(),
+                    Edn::Str(s) => s.to_string(),
+                    Edn::Keyword(s) | Edn::Symbol(s) => s.to_string(),
                     _ => source_text(text, k).to_string(),
                 };
                 map.insert(key, to_json(v, text)?);
@@ -463,29 +464,30 @@ fn to_json(form: &Form, text: &str) -> Result<Value, String> {
 
 /// One EDN value with where it was written: its first line (for messages) and its byte span.
 #[derive(Debug, Clone, PartialEq)]
-struct Form {
+struct Form<'a> {
     line: usize,
     start: usize,
     end: usize,
-    edn: Edn,
+    edn: Edn<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Edn {
+enum Edn<'a> {
     Nil,
     Bool(bool),
     Int(i128),
     Float(f64),
-    Str(String),
+    /// Borrowed from the text unless it had escapes.
+    Str(Cow<'a, str>),
     Char(char),
     /// Without the leading colon; `:foo/bar` is `foo/bar`.
-    Keyword(String),
-    Symbol(String),
-    List(Vec<Form>),
-    Vector(Vec<Form>),
-    Map(Vec<(Form, Form)>),
-    Set(Vec<Form>),
-    Tagged(String, Box<Form>),
+    Keyword(&'a str),
+    Symbol(&'a str),
+    List(Vec<Form<'a>>),
+    Vector(Vec<Form<'a>>),
+    Map(Vec<(Form<'a>, Form<'a>)>),
+    Set(Vec<Form<'a>>),
+    Tagged(&'a str, Box<Form<'a>>),
 }
 
 #[derive(Debug)]
@@ -503,6 +505,8 @@ struct Reader<'a> {
     pos: usize,
     line: usize,
     depth: usize,
+    /// The closer and opening line of the top-level vector or list being read, if any.
+    top: Option<(u8, usize)>,
 }
 
 fn is_delimiter(b: u8) -> bool {
@@ -521,6 +525,7 @@ impl<'a> Reader<'a> {
             pos,
             line: 1,
             depth: 0,
+            top: None,
         }
     }
 
@@ -545,17 +550,36 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// Every top-level form in the text.
-    fn read_all(mut self) -> Result<Vec<Form>, ReadError> {
-        let mut forms = Vec::new();
+    /// The next op form: a top-level form, or an element of a top-level vector or list (a
+    /// history written as one vector of maps). `None` at the end of the text.
+    fn next_op(&mut self) -> Result<Option<Form<'a>>, ReadError> {
         loop {
             self.skip_ws()?;
-            match self.peek() {
-                None => return Ok(forms),
-                Some(c @ (b')' | b']' | b'}')) => {
+            let c = self.peek();
+            match (self.top, c) {
+                (None, None) => return Ok(None),
+                (Some((_, open_line)), None) => {
+                    return Err(ReadError {
+                        line: open_line,
+                        msg: "unterminated history vector: nothing closes the one opened here"
+                            .into(),
+                    })
+                }
+                (Some((close, _)), Some(c)) if c == close => {
+                    self.pos += 1;
+                    self.depth -= 1;
+                    self.top = None;
+                }
+                (None, Some(open @ (b'[' | b'('))) => {
+                    self.enter()?;
+                    self.pos += 1;
+                    let close = if open == b'[' { b']' } else { b')' };
+                    self.top = Some((close, self.line));
+                }
+                (_, Some(c @ (b')' | b']' | b'}'))) => {
                     return Err(self.error(format!("unmatched '{}'", c as char)))
                 }
-                Some(_) => forms.push(self.read_form()?),
+                (_, Some(_)) => return self.read_form().map(Some),
             }
         }
     }
@@ -596,7 +620,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Read one form; the caller has skipped whitespace and checked that one starts here.
-    fn read_form(&mut self) -> Result<Form, ReadError> {
+    fn read_form(&mut self) -> Result<Form<'a>, ReadError> {
         let start = self.pos;
         let line = self.line;
         let Some(c) = self.peek() else {
@@ -616,7 +640,7 @@ impl<'a> Reader<'a> {
                 if name.is_empty() {
                     return Err(self.error("':' is not followed by a keyword name"));
                 }
-                Edn::Keyword(name.to_string())
+                Edn::Keyword(name)
             }
             _ => {
                 let tok = self.token();
@@ -647,7 +671,7 @@ impl<'a> Reader<'a> {
         close: u8,
         what: &str,
         open_line: usize,
-    ) -> Result<Vec<Form>, ReadError> {
+    ) -> Result<Vec<Form<'a>>, ReadError> {
         self.enter()?;
         // Skip the opening delimiter: one byte, or two for `#{`.
         self.pos += if self.peek() == Some(b'#') { 2 } else { 1 };
@@ -680,7 +704,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn read_map(&mut self, open_line: usize) -> Result<Edn, ReadError> {
+    fn read_map(&mut self, open_line: usize) -> Result<Edn<'a>, ReadError> {
         let items = self.read_seq(b'}', "map", open_line)?;
         let n = items.len();
         let mut entries = Vec::with_capacity(n / 2);
@@ -698,7 +722,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `#{...}` sets, `##Inf`-style symbolic values and `#tag form` tagged literals.
-    fn read_dispatch(&mut self, line: usize) -> Result<Edn, ReadError> {
+    fn read_dispatch(&mut self, line: usize) -> Result<Edn<'a>, ReadError> {
         match self.bytes.get(self.pos + 1) {
             Some(b'{') => Ok(Edn::Set(self.read_seq(b'}', "set", line)?)),
             Some(b'#') => {
@@ -722,17 +746,21 @@ impl<'a> Reader<'a> {
                     Some(_) => self.read_form()?,
                 };
                 self.depth -= 1;
-                Ok(Edn::Tagged(tag.to_string(), Box::new(inner)))
+                Ok(Edn::Tagged(tag, Box::new(inner)))
             }
             _ => Err(self.error("'#' is not followed by a set, a tag or a discard")),
         }
     }
 
     /// A string literal with Clojure's escapes; `pos` is on the opening quote.
-    fn read_string(&mut self) -> Result<String, ReadError> {
+    fn read_string(&mut self) -> Result<Cow<'a, str>, ReadError> {
         let open_line = self.line;
         self.pos += 1;
-        let mut buf: Vec<u8> = Vec::new();
+        // Most strings have no escapes and are borrowed; `owned` starts at the first escape.
+        // `run` is where the text not yet copied into `owned` starts. Runs begin and end next to
+        // ASCII bytes (quotes, backslashes, escape letters and digits), so on char boundaries.
+        let mut owned: Option<String> = None;
+        let mut run = self.pos;
         loop {
             let Some(b) = self.peek() else {
                 return Err(ReadError {
@@ -740,23 +768,32 @@ impl<'a> Reader<'a> {
                     msg: "unterminated string".into(),
                 });
             };
-            self.pos += 1;
             match b {
-                b'"' => break,
+                b'"' => {
+                    let tail = &self.text[run..self.pos];
+                    self.pos += 1;
+                    return Ok(match owned {
+                        None => Cow::Borrowed(tail),
+                        Some(mut s) => {
+                            s.push_str(tail);
+                            Cow::Owned(s)
+                        }
+                    });
+                }
                 b'\\' => {
-                    let c = self.read_escape()?;
-                    let mut tmp = [0u8; 4];
-                    buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+                    let s = owned.get_or_insert_with(String::new);
+                    s.push_str(&self.text[run..self.pos]);
+                    self.pos += 1;
+                    s.push(self.read_escape()?);
+                    run = self.pos;
                 }
                 b'\n' => {
                     self.line += 1;
-                    buf.push(b);
+                    self.pos += 1;
                 }
-                _ => buf.push(b),
+                _ => self.pos += 1,
             }
         }
-        // Bytes were copied whole from valid UTF-8 and escapes add whole characters.
-        String::from_utf8(buf).map_err(|_| self.error("string is not valid UTF-8"))
     }
 
     /// The character after a backslash inside a string; `pos` is just past the backslash.
@@ -858,7 +895,7 @@ impl<'a> Reader<'a> {
 }
 
 /// A token that is not a keyword: `nil`, a boolean, a number or a symbol.
-fn atom(tok: &str) -> Result<Edn, String> {
+fn atom(tok: &str) -> Result<Edn<'_>, String> {
     let b = tok.as_bytes();
     let numeric = match b {
         [d, ..] if d.is_ascii_digit() => true,
@@ -870,19 +907,19 @@ fn atom(tok: &str) -> Result<Edn, String> {
         "true" => Edn::Bool(true),
         "false" => Edn::Bool(false),
         _ if numeric => number(tok)?,
-        _ => Edn::Symbol(tok.to_string()),
+        _ => Edn::Symbol(tok),
     })
 }
 
 /// Clojure number syntax: `42`, `-7`, `42N`, `0x2A`, `2r101010`, `1.5`, `1e9`, `1.5M`, `1/3`.
-fn number(tok: &str) -> Result<Edn, String> {
+fn number(tok: &str) -> Result<Edn<'static>, String> {
     let bad = || format!("invalid number {tok}");
     let (neg, body) = match tok.as_bytes()[0] {
         b'-' => (true, &tok[1..]),
         b'+' => (false, &tok[1..]),
         _ => (false, tok),
     };
-    let int = |digits: &str, radix: u32| -> Result<Edn, String> {
+    let int = |digits: &str, radix: u32| -> Result<Edn<'static>, String> {
         if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
             return Err(bad());
         }
@@ -890,8 +927,9 @@ fn number(tok: &str) -> Result<Edn, String> {
             .map_err(|_| format!("integer {tok} is out of range"))?;
         Ok(Edn::Int(if neg { -n } else { n }))
     };
-    let float =
-        |s: &str| -> Result<Edn, String> { s.parse::<f64>().map(Edn::Float).map_err(|_| bad()) };
+    let float = |s: &str| -> Result<Edn<'static>, String> {
+        s.parse::<f64>().map(Edn::Float).map_err(|_| bad())
+    };
     if let Some(digits) = body.strip_suffix('N') {
         return int(digits, 10);
     }
@@ -935,8 +973,21 @@ mod tests {
             .to_string()
     }
 
-    fn read_one(text: &str) -> Edn {
-        let mut forms = Reader::new(text).read_all().unwrap();
+    /// Every top-level form, without `next_op`'s descent into a top-level vector.
+    fn read_all(text: &str) -> Result<Vec<Form<'_>>, ReadError> {
+        let mut reader = Reader::new(text);
+        let mut forms = Vec::new();
+        loop {
+            reader.skip_ws()?;
+            if reader.peek().is_none() {
+                return Ok(forms);
+            }
+            forms.push(reader.read_form()?);
+        }
+    }
+
+    fn read_one(text: &str) -> Edn<'_> {
+        let mut forms = read_all(text).unwrap();
         assert_eq!(forms.len(), 1, "{text}");
         forms.remove(0).edn
     }
@@ -1141,6 +1192,18 @@ mod tests {
         assert!(e.starts_with("h.edn:2:") && e.contains("12abc"), "{e}");
         let e = parse_err("{:type :invoke :f :write :process 0\n\n :value \"a\\qb\"}");
         assert!(e.starts_with("h.edn:3:") && e.contains("escape"), "{e}");
+        // A history vector that never closes is reported where it opens.
+        let e =
+            parse_err("\n[{:type :invoke :f :read :process 0}\n{:type :ok :f :read :process 0}\n");
+        assert!(
+            e.starts_with("h.edn:2:") && e.contains("unterminated history"),
+            "{e}"
+        );
+        let e = parse_err("[{:type :invoke :f :read :process 0}\n}");
+        assert!(
+            e.starts_with("h.edn:2:") && e.contains("unmatched '}'"),
+            "{e}"
+        );
         let e = parse_err("{:value \"abc}\n");
         assert!(
             e.starts_with("h.edn:1:") && e.contains("unterminated string"),
@@ -1207,23 +1270,23 @@ mod tests {
     fn reader_knows_its_forms() {
         assert_eq!(read_one("-0"), Edn::Int(0));
         assert_eq!(read_one("+5"), Edn::Int(5));
-        assert_eq!(read_one("-"), Edn::Symbol("-".into()));
+        assert_eq!(read_one("-"), Edn::Symbol("-"));
         assert_eq!(read_one("\\space"), Edn::Char(' '));
         assert_eq!(read_one("\\u0041"), Edn::Char('A'));
-        assert_eq!(read_one("::auto"), Edn::Keyword(":auto".into()));
+        assert_eq!(read_one("::auto"), Edn::Keyword(":auto"));
         assert!(matches!(read_one("#_ 1 2"), Edn::Int(2)));
         assert!(matches!(read_one("1/4"), Edn::Float(x) if x == 0.25));
         assert!(matches!(read_one("##NaN"), Edn::Float(x) if x.is_nan()));
-        assert!(Reader::new("\\").read_all().is_err());
-        assert!(Reader::new("#").read_all().is_err());
-        assert!(Reader::new(":").read_all().is_err());
-        assert!(Reader::new("#_").read_all().is_err());
-        assert!(Reader::new("#foo").read_all().is_err());
-        assert!(Reader::new("\"\\u12\"").read_all().is_err());
-        assert!(Reader::new("\"\\ud800\"").read_all().is_err());
-        assert!(Reader::new("1e").read_all().is_err());
-        assert!(Reader::new("99r1").read_all().is_err());
-        assert!(Reader::new("\\bogus").read_all().is_err());
+        assert!(read_all("\\").is_err());
+        assert!(read_all("#").is_err());
+        assert!(read_all(":").is_err());
+        assert!(read_all("#_").is_err());
+        assert!(read_all("#foo").is_err());
+        assert!(read_all("\"\\u12\"").is_err());
+        assert!(read_all("\"\\ud800\"").is_err());
+        assert!(read_all("1e").is_err());
+        assert!(read_all("99r1").is_err());
+        assert!(read_all("\\bogus").is_err());
     }
 
     #[test]

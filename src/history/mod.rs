@@ -211,8 +211,8 @@ impl Source {
     }
 }
 
-/// Read a history file, choosing the format by content: EDN if the first non-blank character is
-/// `[` or `{` followed by a keyword, JSONL otherwise.
+/// Read a history file, choosing the format: EDN for a `.edn` file or one whose first non-blank
+/// character is `[`, `(`, `;`, `#`, or `{` followed by a keyword; JSONL otherwise.
 pub fn read_file(path: &Path) -> Result<(Vec<Event>, Source), HistoryError> {
     read_file_with(path, false)
 }
@@ -227,7 +227,7 @@ pub fn read_file_with(
         path: path.to_path_buf(),
         source,
     })?;
-    if looks_like_edn(&text) {
+    if path.extension().is_some_and(|e| e == "edn") || looks_like_edn(&text) {
         let opts = edn::EdnOptions {
             fail_cas_is_mismatch: edn_fail_cas_is_mismatch,
         };
@@ -239,7 +239,7 @@ pub fn read_file_with(
 
 fn looks_like_edn(text: &str) -> bool {
     let t = text.trim_start();
-    if t.starts_with('[') || t.starts_with('(') {
+    if t.starts_with(['[', '(', ';', '#']) {
         return true;
     }
     if let Some(rest) = t.strip_prefix('{') {
