@@ -3,11 +3,15 @@
 //! The map:
 //! - [`history`]: operation records; `history.jsonl` and Jepsen EDN in and out.
 //! - [`checker`]: the linearizability checker (models, search, partitioning, counterexamples).
+//! - [`cluster`]: cluster specs, where nodes run (netns or loopback), process supervision.
+//! - [`client`]: one adapter per protocol (raftkv, etcd, declarative http).
 //! - [`report`]: results.json, the terminal summary, results directories.
 //!
 //! The binary (`src/main.rs`) only parses flags, calls into these modules and maps the verdict
 //! to an exit code: 0 valid, 1 invalid, 2 bad input, 3 unknown.
 
 pub mod checker;
+pub mod client;
+pub mod cluster;
 pub mod history;
 pub mod report;

@@ -1,0 +1,143 @@
+//! Client adapters: one per protocol. An adapter turns an operation into a request to one node
+//! and the answer into ok / fail / info, and reports a node's (role, term, leader).
+//!
+//! The rule every adapter keeps (DESIGN.md): never retry silently past the op's timeout; a
+//! definite refusal (the request certainly changed nothing: connection refused before sending,
+//! a failed cas compare, "not the leader") is `fail`; anything uncertain (timeout, connection
+//! lost after sending, a 5xx) is `info`.
+
+use crate::history::{Fun, Value};
+use async_trait::async_trait;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a node's client API is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Position in the cluster, 0-based.
+    pub index: usize,
+    /// 1-based id as the server knows it.
+    pub id: u64,
+    /// `n1`, `n2`, ...
+    pub name: String,
+    /// Client API address.
+    pub addr: SocketAddr,
+}
+
+/// One operation to perform.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// The function.
+    pub f: Fun,
+    /// The key; `None` for single-register workloads (adapters then use a fixed key).
+    pub key: Option<String>,
+    /// write: the value; cas: `[expected, new]`; append: the element; read: null.
+    pub value: Value,
+}
+
+/// How an operation ended, as the history records it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Completion {
+    /// Took effect. `value`: for reads the value read (a list for list reads, null if absent),
+    /// otherwise the request's value.
+    Ok {
+        /// Result value.
+        value: Value,
+        /// Index of the node that finally served it (after a redirect, the leader).
+        node: usize,
+    },
+    /// Certainly took no effect.
+    Fail {
+        /// Why; `"mismatch"` for a cas whose compare failed.
+        error: String,
+        /// Index of the node that answered.
+        node: usize,
+    },
+    /// May or may not have taken effect.
+    Info {
+        /// Why (timeout, connection lost, 5xx ...).
+        error: String,
+        /// Index of the node it was sent to last.
+        node: usize,
+    },
+}
+
+/// A node's view of the cluster, sampled by the monitor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Believes it is the leader.
+    Leader,
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Campaigning.
+    Candidate,
+    /// Anything else the server reports (learner, pre-candidate ...).
+    Other,
+}
+
+/// What a node says about itself.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeStatus {
+    /// Its role.
+    pub role: Role,
+    /// Its current term.
+    pub term: u64,
+    /// Index of the node it believes leads, if any.
+    pub leader: Option<usize>,
+}
+
+/// Bad adapter configuration (unknown adapter name, bad `http` section).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClientError(pub String);
+
+/// The protocol side of a cluster.
+#[async_trait]
+pub trait Adapter: Send + Sync {
+    /// Perform `req` on node `node` (following at most one redirect to the leader, for this op
+    /// only), within `timeout` in total.
+    async fn invoke(&self, node: usize, req: &Request, timeout: Duration) -> Completion;
+
+    /// Ask node `node` for its role, term and leader.
+    async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, String>;
+}
+
+/// A null adapter: every op succeeds at once without a server. It exists to measure the
+/// harness itself (generator and recorder throughput), never to test a system.
+pub struct NullAdapter;
+
+#[async_trait]
+impl Adapter for NullAdapter {
+    async fn invoke(&self, node: usize, req: &Request, _timeout: Duration) -> Completion {
+        Completion::Ok {
+            value: if req.f == Fun::Read {
+                Value::Null
+            } else {
+                req.value.clone()
+            },
+            node,
+        }
+    }
+
+    async fn status(&self, node: usize, _timeout: Duration) -> Result<NodeStatus, String> {
+        Ok(NodeStatus {
+            role: if node == 0 { Role::Leader } else { Role::Follower },
+            term: 1,
+            leader: Some(0),
+        })
+    }
+}
+
+/// Build the adapter a cluster spec names.
+pub fn make(
+    spec: &crate::cluster::spec::ClusterSpec,
+    endpoints: Vec<Endpoint>,
+) -> Result<Arc<dyn Adapter>, ClientError> {
+    let _ = (&spec, &endpoints);
+    Err(ClientError(format!(
+        "unknown client adapter {:?} (expected raftkv, etcd or http)",
+        spec.client
+    )))
+}

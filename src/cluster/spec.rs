@@ -1,0 +1,288 @@
+//! Cluster specs (`clusters/*.toml`): how to start node i of any server binary, and which client
+//! adapter speaks to it.
+//!
+//! ```toml
+//! binary = "raftkv"                 # a path, a name found next to raftcheck, or on PATH
+//! args = ["--id", "{id}", "--listen", "{ip}:{client_port}", "--peers", "{peers}",
+//!         "--data-dir", "{data_dir}"]
+//! nodes = 3
+//! client = "raftkv"                 # adapter: raftkv, etcd or http
+//! client_port = 7000
+//! peer_port = 7100
+//! peers_entry = "{id}={ip}:{client_port}"            # one entry of {peers}, joined by ","
+//! initial_cluster_entry = "{name}=http://{ip}:{peer_port}"  # one entry of {initial_cluster}
+//! ready_timeout_secs = 30
+//! ```
+//!
+//! Placeholders: `{id}` (1-based), `{name}` (`n1`...), `{ip}`, `{client_port}`, `{peer_port}`,
+//! `{data_dir}`, `{peers}`, `{initial_cluster}`, `{run_id}`. In netns mode every node has its
+//! own IP and uses the spec's ports; in loopback mode all nodes share 127.0.0.1 and node i gets
+//! `port + i - 1` (the run shifts the bases to free ports if needed).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A bad spec file or value; the message names the file and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown field, a wrong type.
+    #[error("{path}: {msg}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message (it names the line and the field).
+        msg: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("{path}: field `{field}`: {msg}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field.
+        field: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A name that matches no file.
+    #[error("no {kind} named {name:?}: looked for {tried}")]
+    NotFound {
+        /// cluster, workload or nemesis.
+        kind: &'static str,
+        /// The name given.
+        name: String,
+        /// The paths tried.
+        tried: String,
+    },
+}
+
+/// Parse a TOML spec file into `T`, with errors that name the file.
+pub fn load_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| SpecError::Parse {
+        path: path.to_path_buf(),
+        msg: e.to_string().trim_end().to_string(),
+    })
+}
+
+/// Find a spec by path or by name under `dir` (e.g. `clusters/`), looking in the current
+/// directory and next to the executable's workspace.
+pub fn resolve(kind: &'static str, dir: &str, name: &str) -> Result<PathBuf, SpecError> {
+    let direct = PathBuf::from(name);
+    if name.ends_with(".toml") || name.contains('/') {
+        return if direct.is_file() {
+            Ok(direct)
+        } else {
+            Err(SpecError::NotFound {
+                kind,
+                name: name.to_string(),
+                tried: direct.display().to_string(),
+            })
+        };
+    }
+    let mut tried = Vec::new();
+    for root in spec_roots() {
+        let p = root.join(dir).join(format!("{name}.toml"));
+        if p.is_file() {
+            return Ok(p);
+        }
+        tried.push(p.display().to_string());
+    }
+    Err(SpecError::NotFound {
+        kind,
+        name: name.to_string(),
+        tried: tried.join(", "),
+    })
+}
+
+/// Where named specs live: the current directory, then the source tree the binary was built
+/// from (so `target/release/raftcheck run` works from anywhere inside a checkout).
+fn spec_roots() -> Vec<PathBuf> {
+    let mut roots = vec![PathBuf::from(".")];
+    if let Ok(exe) = std::env::current_exe() {
+        // target/<profile>/raftcheck -> the workspace root.
+        if let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
+            roots.push(root.to_path_buf());
+        }
+    }
+    roots.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    roots
+}
+
+/// How to start and reach the nodes of one server.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// The server binary: a path, a name next to raftcheck's executable, or a name on PATH.
+    pub binary: String,
+    /// argv after the binary, with placeholders.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment for every node.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Number of nodes (default 3).
+    #[serde(default = "default_nodes")]
+    pub nodes: usize,
+    /// The client adapter: raftkv, etcd or http.
+    pub client: String,
+    /// Client port (netns: every node; loopback: base).
+    pub client_port: u16,
+    /// Peer port (netns: every node; loopback: base). Defaults to client_port + 100.
+    #[serde(default)]
+    pub peer_port: Option<u16>,
+    /// Format of one entry of `{peers}`.
+    #[serde(default = "default_peers_entry")]
+    pub peers_entry: String,
+    /// Format of one entry of `{initial_cluster}`.
+    #[serde(default = "default_initial_cluster_entry")]
+    pub initial_cluster_entry: String,
+    /// How long the cluster may take to elect a leader and answer, at start and after faults.
+    #[serde(default = "default_ready")]
+    pub ready_timeout_secs: f64,
+    /// Restart every dead node at once rather than one by one (etcd needs this: a restarted
+    /// member opens its client port only after it rejoins a quorum).
+    #[serde(default = "yes")]
+    pub restart_together: bool,
+    /// The declarative `http` adapter's description, when `client = "http"`.
+    #[serde(default)]
+    pub http: Option<toml::Value>,
+}
+
+fn default_nodes() -> usize {
+    3
+}
+fn default_peers_entry() -> String {
+    "{id}={ip}:{client_port}".into()
+}
+fn default_initial_cluster_entry() -> String {
+    "{name}=http://{ip}:{peer_port}".into()
+}
+fn default_ready() -> f64 {
+    30.0
+}
+fn yes() -> bool {
+    true
+}
+
+impl ClusterSpec {
+    /// Load and validate a cluster spec file.
+    pub fn load(path: &Path) -> Result<ClusterSpec, SpecError> {
+        let spec: ClusterSpec = load_toml(path)?;
+        let bad = |field: &str, msg: String| SpecError::Invalid {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            msg,
+        };
+        if spec.nodes == 0 || spec.nodes > 9 {
+            return Err(bad("nodes", format!("must be 1 to 9, got {}", spec.nodes)));
+        }
+        if spec.binary.trim().is_empty() {
+            return Err(bad("binary", "must not be empty".into()));
+        }
+        if !(spec.ready_timeout_secs > 0.0) {
+            return Err(bad("ready_timeout_secs", "must be positive".into()));
+        }
+        for (i, a) in spec.args.iter().enumerate() {
+            if let Err(p) = check_placeholders(a) {
+                return Err(bad(&format!("args[{i}]"), format!("unknown placeholder {{{p}}}")));
+            }
+        }
+        Ok(spec)
+    }
+
+    /// The peer port base.
+    pub fn peer_port(&self) -> u16 {
+        self.peer_port.unwrap_or(self.client_port.saturating_add(100))
+    }
+}
+
+/// The placeholders a spec may use.
+pub const PLACEHOLDERS: [&str; 9] = [
+    "id",
+    "name",
+    "ip",
+    "client_port",
+    "peer_port",
+    "data_dir",
+    "peers",
+    "initial_cluster",
+    "run_id",
+];
+
+fn check_placeholders(s: &str) -> Result<(), String> {
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            return Ok(());
+        };
+        let name = &rest[open + 1..open + close];
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(name.to_string());
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
+}
+
+/// Fill `{name}` placeholders from `vars`.
+pub fn fill(template: &str, vars: &BTreeMap<&str, String>) -> String {
+    let mut out = template.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        (d, p)
+    }
+
+    #[test]
+    fn unknown_field_names_file_and_field() {
+        let (_d, p) = write("binary = \"x\"\nclient = \"raftkv\"\nclient_port = 1\nnodez = 3\n");
+        let e = ClusterSpec::load(&p).unwrap_err().to_string();
+        assert!(e.contains("c.toml") && e.contains("nodez"), "{e}");
+    }
+
+    #[test]
+    fn unknown_placeholder_is_refused() {
+        let (_d, p) = write("binary = \"x\"\nclient = \"raftkv\"\nclient_port = 1\nargs = [\"{port}\"]\n");
+        let e = ClusterSpec::load(&p).unwrap_err().to_string();
+        assert!(e.contains("args[0]") && e.contains("{port}"), "{e}");
+    }
+
+    #[test]
+    fn shipped_specs_load() {
+        for name in ["raftkv", "etcd", "raftkv-http"] {
+            let p = resolve("cluster", "clusters", name).unwrap();
+            ClusterSpec::load(&p).unwrap();
+        }
+    }
+
+    #[test]
+    fn fill_replaces_every_placeholder() {
+        let mut v = BTreeMap::new();
+        v.insert("id", "2".to_string());
+        v.insert("ip", "10.0.0.2".to_string());
+        assert_eq!(fill("{id}={ip}:{id}", &v), "2=10.0.0.2:2");
+    }
+}
