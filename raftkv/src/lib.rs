@@ -13,6 +13,8 @@
 //!
 //! The server is started by `main.rs`; the harness reaches it only through HTTP.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod http;
 pub mod kv;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -42,10 +43,16 @@ fn run(plan: raftkv::config::Plan) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     // Load persisted state before opening the port: /status answers only after this.
-    let (storage, loaded) = Storage::open(&plan.data_dir, plan.bug == Some(raftkv::config::Bug::ForgetVote))
-        .with_context(|| format!("cannot use data dir {}", plan.data_dir.display()))?;
+    let (storage, loaded) = Storage::open(
+        &plan.data_dir,
+        plan.bug == Some(raftkv::config::Bug::ForgetVote),
+    )
+    .with_context(|| format!("cannot use data dir {}", plan.data_dir.display()))?;
     if loaded.torn_bytes > 0 {
-        tracing::warn!(bytes = loaded.torn_bytes, "truncated a torn write at the end of the log");
+        tracing::warn!(
+            bytes = loaded.torn_bytes,
+            "truncated a torn write at the end of the log"
+        );
     }
     if let Some(bug) = plan.bug {
         tracing::warn!(?bug, "BUG SWITCH ON: this server is deliberately unsafe");
@@ -59,8 +66,9 @@ fn run(plan: raftkv::config::Plan) -> anyhow::Result<()> {
         let tx = spawn(node);
         let app = router(AppState::new(tx, timeout));
         let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("install SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("install SIGTERM handler");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {},
                 _ = term.recv() => {},

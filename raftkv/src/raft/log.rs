@@ -114,7 +114,8 @@ impl RaftLog {
             .rev()
             .find(|e| e.term == term)
             .map(|e| e.index)
-            .or((self.snapshot_term == term && self.snapshot_index > 0).then_some(self.snapshot_index))
+            .or((self.snapshot_term == term && self.snapshot_index > 0)
+                .then_some(self.snapshot_index))
     }
 
     /// The latest configuration entry at or below `index`, with its index.
@@ -151,7 +152,11 @@ mod tests {
         let entries = terms
             .iter()
             .enumerate()
-            .map(|(i, &t)| Entry { term: t, index: i as Index + 1, data: EntryData::Noop })
+            .map(|(i, &t)| Entry {
+                term: t,
+                index: i as Index + 1,
+                data: EntryData::Noop,
+            })
             .collect();
         RaftLog::new(0, 0, entries)
     }
@@ -162,8 +167,14 @@ mod tests {
         // the log with the later term is more up-to-date. If the logs end with the same term,
         // then whichever log is longer is more up-to-date."
         let log = log_of(&[1, 1, 2]);
-        assert!(log.is_up_to_date(1, 3), "later last term wins even if shorter");
-        assert!(!log.is_up_to_date(5, 1), "earlier last term loses even if longer");
+        assert!(
+            log.is_up_to_date(1, 3),
+            "later last term wins even if shorter"
+        );
+        assert!(
+            !log.is_up_to_date(5, 1),
+            "earlier last term loses even if longer"
+        );
         assert!(log.is_up_to_date(3, 2), "same term, same length");
         assert!(!log.is_up_to_date(2, 2), "same term, shorter");
     }

@@ -319,8 +319,11 @@ impl Raft {
             Some(s) => (s.last_index, s.last_term, s.members.clone()),
             None => (0, 0, restore.bootstrap.clone()),
         };
-        let entries: Vec<Entry> =
-            restore.entries.into_iter().filter(|e| e.index > snap_index).collect();
+        let entries: Vec<Entry> = restore
+            .entries
+            .into_iter()
+            .filter(|e| e.index > snap_index)
+            .collect();
         let log = RaftLog::new(snap_index, snap_term, entries);
         // A correct server never holds an entry newer than its persisted term; if the hard
         // state was lost (the forget-vote bug), fall back to the last log term and no vote.
@@ -409,13 +412,20 @@ impl Raft {
 
     /// Persistent state as the core believes it to be.
     pub fn hard_state(&self) -> HardState {
-        HardState { term: self.term, vote: self.vote }
+        HardState {
+            term: self.term,
+            vote: self.vote,
+        }
     }
 
     /// Entries from `from` to the end (for rewriting the log file after compaction and for
     /// the simulator's invariant checks).
     pub fn entries_from(&self, from: Index) -> Vec<Entry> {
-        self.log.slice(from.max(self.log.first_index()), self.log.last_index(), usize::MAX)
+        self.log.slice(
+            from.max(self.log.first_index()),
+            self.log.last_index(),
+            usize::MAX,
+        )
     }
 
     /// The entry at `index`, if held (not compacted).
@@ -486,7 +496,10 @@ impl Raft {
                     }
                 }
                 // A granted pre-vote carries the term we would campaign in; not a new term.
-                MessageBody::RequestVoteResponse { pre_vote: true, granted: true } => {}
+                MessageBody::RequestVoteResponse {
+                    pre_vote: true,
+                    granted: true,
+                } => {}
                 MessageBody::AppendEntries { .. }
                 | MessageBody::Heartbeat { .. }
                 | MessageBody::InstallSnapshot { .. } => {
@@ -506,7 +519,10 @@ impl Raft {
                 MessageBody::RequestVote { pre_vote: true, .. } => {
                     self.send(
                         msg.from,
-                        MessageBody::RequestVoteResponse { pre_vote: true, granted: false },
+                        MessageBody::RequestVoteResponse {
+                            pre_vote: true,
+                            granted: false,
+                        },
                     );
                 }
                 _ => {}
@@ -516,9 +532,11 @@ impl Raft {
 
         let from = msg.from;
         match msg.body {
-            MessageBody::RequestVote { pre_vote, last_log_index, last_log_term } => {
-                self.handle_request_vote(from, msg.term, pre_vote, last_log_index, last_log_term)
-            }
+            MessageBody::RequestVote {
+                pre_vote,
+                last_log_index,
+                last_log_term,
+            } => self.handle_request_vote(from, msg.term, pre_vote, last_log_index, last_log_term),
             MessageBody::RequestVoteResponse { pre_vote, granted } => {
                 self.handle_vote_response(from, pre_vote, granted)
             }
@@ -530,7 +548,14 @@ impl Raft {
                 read_seq,
             } => {
                 self.follow(from);
-                self.handle_append(from, prev_log_index, prev_log_term, entries, leader_commit, read_seq);
+                self.handle_append(
+                    from,
+                    prev_log_index,
+                    prev_log_term,
+                    entries,
+                    leader_commit,
+                    read_seq,
+                );
             }
             MessageBody::Heartbeat { commit, read_seq } => {
                 self.follow(from);
@@ -542,9 +567,17 @@ impl Raft {
                 self.follow(from);
                 self.handle_snapshot(from, snapshot);
             }
-            MessageBody::AppendEntriesResponse { success, index, conflict, hint_index, read_seq } => {
+            MessageBody::AppendEntriesResponse {
+                success,
+                index,
+                conflict,
+                hint_index,
+                read_seq,
+            } => {
                 if self.role == Role::Leader {
-                    self.handle_append_response(from, success, index, conflict, hint_index, read_seq);
+                    self.handle_append_response(
+                        from, success, index, conflict, hint_index, read_seq,
+                    );
                 }
             }
             MessageBody::HeartbeatResponse { read_seq } => {
@@ -593,7 +626,9 @@ impl Raft {
             }
             ConfigChange::Remove(id) => {
                 if members.remove(&id).is_none() {
-                    return Err(ProposeError::InvalidConfigChange(format!("{id} is not a member")));
+                    return Err(ProposeError::InvalidConfigChange(format!(
+                        "{id} is not a member"
+                    )));
                 }
                 if members.is_empty() {
                     return Err(ProposeError::InvalidConfigChange(
@@ -636,7 +671,12 @@ impl Raft {
             .last_config_at_or_below(index)
             .map(|(_, m)| m)
             .unwrap_or_else(|| self.base_members.clone());
-        let snap = Snapshot { last_index: index, last_term: term, members: members.clone(), data };
+        let snap = Snapshot {
+            last_index: index,
+            last_term: term,
+            members: members.clone(),
+            data,
+        };
         self.log.compact_to(index, term);
         self.base_members = members;
         self.snapshot = Some(snap.clone());
@@ -660,11 +700,15 @@ impl Raft {
             hs
         });
         let (truncate_from, entries) = match self.unstable_from.take() {
-            Some(from) => (Some(from), self.log.slice(from, self.log.last_index(), usize::MAX)),
+            Some(from) => (
+                Some(from),
+                self.log.slice(from, self.log.last_index(), usize::MAX),
+            ),
             None => (None, Vec::new()),
         };
-        let committed =
-            self.log.slice(self.log.handed_out + 1, self.log.committed, usize::MAX);
+        let committed = self
+            .log
+            .slice(self.log.handed_out + 1, self.log.committed, usize::MAX);
         if let Some(last) = committed.last() {
             self.log.handed_out = last.index;
         }
@@ -706,8 +750,13 @@ impl Raft {
 
     fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
-        let span = self.cfg.election_ticks_max.saturating_sub(self.cfg.election_ticks_min).max(1);
-        self.randomized_timeout = self.cfg.election_ticks_min + (self.next_rand() % span as u64) as u32;
+        let span = self
+            .cfg
+            .election_ticks_max
+            .saturating_sub(self.cfg.election_ticks_min)
+            .max(1);
+        self.randomized_timeout =
+            self.cfg.election_ticks_min + (self.next_rand() % span as u64) as u32;
     }
 
     fn campaign(&mut self, pre_vote: bool) {
@@ -738,26 +787,41 @@ impl Raft {
         }
         let term = if pre_vote { self.term + 1 } else { self.term };
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
-        let peers: Vec<NodeId> = self.members.keys().copied().filter(|&p| p != self.cfg.id).collect();
+        let peers: Vec<NodeId> = self
+            .members
+            .keys()
+            .copied()
+            .filter(|&p| p != self.cfg.id)
+            .collect();
         for p in peers {
             self.msgs.push(Message {
                 from: self.cfg.id,
                 to: p,
                 term,
-                body: MessageBody::RequestVote { pre_vote, last_log_index, last_log_term },
+                body: MessageBody::RequestVote {
+                    pre_vote,
+                    last_log_index,
+                    last_log_term,
+                },
             });
         }
     }
 
     fn vote_quorum_reached(&self) -> bool {
-        let granted =
-            self.members.keys().filter(|id| self.votes.get(id) == Some(&true)).count();
+        let granted = self
+            .members
+            .keys()
+            .filter(|id| self.votes.get(id) == Some(&true))
+            .count();
         granted > self.members.len() / 2
     }
 
     fn vote_quorum_lost(&self) -> bool {
-        let rejected =
-            self.members.keys().filter(|id| self.votes.get(id) == Some(&false)).count();
+        let rejected = self
+            .members
+            .keys()
+            .filter(|id| self.votes.get(id) == Some(&false))
+            .count();
         rejected > self.members.len() / 2
     }
 
@@ -775,14 +839,18 @@ impl Raft {
             || (self.vote.is_none() && self.leader.is_none())
             || (pre_vote && msg_term > self.term);
         // Raft §5.4.1: only for a candidate whose log is at least as up to date as ours.
-        let up_to_date =
-            self.cfg.vote_without_log_check || self.log.is_up_to_date(last_log_index, last_log_term);
+        let up_to_date = self.cfg.vote_without_log_check
+            || self.log.is_up_to_date(last_log_index, last_log_term);
         let granted = can_vote && up_to_date;
         if granted && !pre_vote {
             self.vote = Some(from);
             self.election_elapsed = 0;
         }
-        let term = if pre_vote && granted { msg_term } else { self.term };
+        let term = if pre_vote && granted {
+            msg_term
+        } else {
+            self.term
+        };
         self.msgs.push(Message {
             from: self.cfg.id,
             to: from,
@@ -865,7 +933,9 @@ impl Raft {
         let active = self
             .members
             .keys()
-            .filter(|&&id| id == self.cfg.id || self.progress.get(&id).is_some_and(|p| p.recent_active))
+            .filter(|&&id| {
+                id == self.cfg.id || self.progress.get(&id).is_some_and(|p| p.recent_active)
+            })
             .count();
         active > self.members.len() / 2
     }
@@ -875,7 +945,11 @@ impl Raft {
     fn append_as_leader(&mut self, data: EntryData) -> Index {
         let index = self.log.last_index() + 1;
         let is_config = matches!(data, EntryData::Config(_));
-        self.log.entries.push(Entry { term: self.term, index, data });
+        self.log.entries.push(Entry {
+            term: self.term,
+            index,
+            data,
+        });
         self.mark_unstable(index);
         if is_config {
             self.reload_members();
@@ -903,11 +977,20 @@ impl Raft {
 
     fn broadcast_heartbeat(&mut self) {
         self.read_seq_broadcast = self.read_seq;
-        let peers: Vec<(NodeId, Index)> =
-            self.progress.iter().map(|(&id, p)| (id, p.match_index)).collect();
+        let peers: Vec<(NodeId, Index)> = self
+            .progress
+            .iter()
+            .map(|(&id, p)| (id, p.match_index))
+            .collect();
         for (p, m) in peers {
             let commit = self.log.committed.min(m);
-            self.send(p, MessageBody::Heartbeat { commit, read_seq: self.read_seq });
+            self.send(
+                p,
+                MessageBody::Heartbeat {
+                    commit,
+                    read_seq: self.read_seq,
+                },
+            );
         }
     }
 
@@ -1042,9 +1125,7 @@ impl Raft {
         }
         // Fast back-up (§5.3): skip the follower's whole conflicting term at once.
         let new_next = match conflict {
-            Some((term, first)) => {
-                self.log.last_index_of_term(term).map_or(first, |i| i + 1)
-            }
+            Some((term, first)) => self.log.last_index_of_term(term).map_or(first, |i| i + 1),
             None => hint_index,
         };
         let pr = self.progress.get_mut(&from).expect("checked above");
@@ -1134,7 +1215,8 @@ impl Raft {
         }
         // Thesis §4.2.2: a leader removed from the configuration steps down once the change
         // is committed (it managed the cluster without counting itself until then).
-        if !self.members.contains_key(&self.cfg.id) && self.log.committed >= self.pending_config_index
+        if !self.members.contains_key(&self.cfg.id)
+            && self.log.committed >= self.pending_config_index
         {
             self.become_follower(self.term, None);
         }
@@ -1175,13 +1257,17 @@ impl Raft {
             if r.seq > confirmed {
                 break;
             }
-            self.ready_reads.push(ReadState { ctx: r.ctx, index: r.index });
+            self.ready_reads.push(ReadState {
+                ctx: r.ctx,
+                index: r.index,
+            });
             self.pending_reads.pop_front();
         }
     }
 
     fn abort_reads(&mut self) {
-        self.aborted_reads.extend(self.pending_reads.drain(..).map(|r| r.ctx));
+        self.aborted_reads
+            .extend(self.pending_reads.drain(..).map(|r| r.ctx));
         self.aborted_reads.append(&mut self.reads_waiting_commit);
     }
 
@@ -1269,7 +1355,13 @@ impl Raft {
     ) {
         self.send(
             to,
-            MessageBody::AppendEntriesResponse { success, index, conflict, hint_index, read_seq },
+            MessageBody::AppendEntriesResponse {
+                success,
+                index,
+                conflict,
+                hint_index,
+                read_seq,
+            },
         );
     }
 
@@ -1277,7 +1369,10 @@ impl Raft {
         let index = snap.last_index;
         if index <= self.log.committed {
             let committed = self.log.committed;
-            self.send(from, MessageBody::InstallSnapshotResponse { index: committed });
+            self.send(
+                from,
+                MessageBody::InstallSnapshotResponse { index: committed },
+            );
             return;
         }
         if self.log.term(index) == Some(snap.last_term) {
@@ -1309,14 +1404,21 @@ impl Raft {
             self.progress.retain(|id, _| self.members.contains_key(id));
             for &id in self.members.keys() {
                 if id != me {
-                    self.progress.entry(id).or_insert_with(|| Progress::new(next));
+                    self.progress
+                        .entry(id)
+                        .or_insert_with(|| Progress::new(next));
                 }
             }
         }
     }
 
     fn send(&mut self, to: NodeId, body: MessageBody) {
-        self.msgs.push(Message { from: self.cfg.id, to, term: self.term, body });
+        self.msgs.push(Message {
+            from: self.cfg.id,
+            to,
+            term: self.term,
+            body,
+        });
     }
 }
 
@@ -1324,4 +1426,3 @@ impl Raft {
 pub fn voters(members: &Members) -> BTreeSet<NodeId> {
     members.keys().copied().collect()
 }
-

@@ -1,0 +1,232 @@
+//! Command-line flags and their validation into a [`Plan`]: raw flags → a checked plan,
+//! so everything after parsing works on values that make sense together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::raft::{Members, NodeId};
+
+/// A deliberate, documented safety bug (see README.md). Off unless `--bug` names one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Bug {
+    /// Every node, followers included, answers reads from its local state.
+    StaleRead,
+    /// The leader answers reads from local state without confirming leadership; check-quorum
+    /// step-down is off so an isolated leader keeps believing it leads.
+    LeaderLocalRead,
+    /// The leader acknowledges put/append once appended to its own log, before commit.
+    AckBeforeCommit,
+    /// Votes skip the §5.4.1 up-to-date check; pre-vote and leader stickiness are off.
+    VoteWithoutLogCheck,
+    /// Term and vote are never written to disk.
+    ForgetVote,
+}
+
+/// raftkv: a Raft key-value server (the reference system under test of raftcheck).
+///
+/// Clients and peers share the one HTTP port given by --listen: the client API is under
+/// /kv, /status and /admin, peer RPC under /raft.
+#[derive(Debug, Parser)]
+#[command(name = "raftkv", version)]
+pub struct Flags {
+    /// This server's id (a positive integer, one of the ids in --peers).
+    #[arg(long)]
+    pub id: NodeId,
+    /// Address to serve the client API and peer RPC on, e.g. 127.0.0.1:7001.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Every member of the initial cluster including this one: id=host:port,...
+    #[arg(long)]
+    pub peers: String,
+    /// Directory for the write-ahead log and snapshot (created if missing).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Lower bound of the randomized election timeout.
+    #[arg(long, default_value_t = 300)]
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout.
+    #[arg(long, default_value_t = 600)]
+    pub election_timeout_max_ms: u64,
+    /// Leader heartbeat interval.
+    #[arg(long, default_value_t = 50)]
+    pub heartbeat_ms: u64,
+    /// Take a snapshot and compact the log after this many applied entries.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_threshold: u64,
+    /// How long a client request may wait for commit/apply before answering 503.
+    #[arg(long, default_value_t = 5_000)]
+    pub request_timeout_ms: u64,
+    /// Start outside the configuration and wait to be added with POST /admin/add on the
+    /// leader (--peers then only serves as an address book).
+    #[arg(long)]
+    pub join: bool,
+    /// Switch on one deliberate safety bug (see README.md).
+    #[arg(long, value_enum)]
+    pub bug: Option<Bug>,
+}
+
+/// Validated configuration of one server.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// This server's id.
+    pub id: NodeId,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Address book from --peers (initial members, or just addresses when joining).
+    pub peers: Members,
+    /// The configuration to bootstrap with: `peers`, or empty when joining.
+    pub bootstrap: Members,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Duration of one core tick.
+    pub tick_ms: u64,
+    /// Election timeout bounds in ticks.
+    pub election_ticks: (u32, u32),
+    /// Heartbeat interval in ticks.
+    pub heartbeat_ticks: u32,
+    /// Snapshot threshold in entries.
+    pub snapshot_threshold: u64,
+    /// Client request timeout.
+    pub request_timeout_ms: u64,
+    /// Active bug switch.
+    pub bug: Option<Bug>,
+}
+
+/// Parse `id=host:port,...`.
+pub fn parse_peers(s: &str) -> Result<Members, String> {
+    let mut out = Members::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| format!("--peers: `{part}` is not id=host:port"))?;
+        let id: NodeId = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("--peers: `{id}` is not a positive integer id"))?;
+        let addr = addr.trim();
+        if addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            return Err(format!("--peers: `{addr}` is not host:port"));
+        }
+        if id == 0 {
+            return Err("--peers: id 0 is reserved".into());
+        }
+        if out.insert(id, addr.to_string()).is_some() {
+            return Err(format!("--peers: id {id} appears twice"));
+        }
+    }
+    if out.is_empty() {
+        return Err("--peers: no members given".into());
+    }
+    Ok(out)
+}
+
+impl Flags {
+    /// Check the flags against each other and derive the plan.
+    pub fn plan(self) -> Result<Plan, String> {
+        if self.id == 0 {
+            return Err("--id must be a positive integer".into());
+        }
+        let peers = parse_peers(&self.peers)?;
+        if !self.join && !peers.contains_key(&self.id) {
+            return Err(format!(
+                "--id {} is not among --peers (use --join to join later)",
+                self.id
+            ));
+        }
+        let (min, max, hb) = (
+            self.election_timeout_min_ms,
+            self.election_timeout_max_ms,
+            self.heartbeat_ms,
+        );
+        if hb == 0 || min == 0 {
+            return Err("--heartbeat-ms and --election-timeout-min-ms must be positive".into());
+        }
+        if max <= min {
+            return Err(format!(
+                "--election-timeout-max-ms ({max}) must exceed --election-timeout-min-ms ({min})"
+            ));
+        }
+        if hb >= min {
+            return Err(format!(
+                "--heartbeat-ms ({hb}) must be below --election-timeout-min-ms ({min})"
+            ));
+        }
+        if self.snapshot_threshold == 0 {
+            return Err("--snapshot-threshold must be positive".into());
+        }
+        if self.request_timeout_ms == 0 {
+            return Err("--request-timeout-ms must be positive".into());
+        }
+        // A tick fine enough to honour both the heartbeat and the election range.
+        let tick_ms = hb.min(min / 10).clamp(1, 10);
+        let ticks = |ms: u64| ((ms / tick_ms).max(1)).min(u32::MAX as u64) as u32;
+        let bootstrap = if self.join {
+            Members::new()
+        } else {
+            peers.clone()
+        };
+        Ok(Plan {
+            id: self.id,
+            listen: self.listen,
+            peers,
+            bootstrap,
+            data_dir: self.data_dir,
+            tick_ms,
+            election_ticks: (ticks(min), ticks(max)),
+            heartbeat_ticks: ticks(hb),
+            snapshot_threshold: self.snapshot_threshold,
+            request_timeout_ms: self.request_timeout_ms,
+            bug: self.bug,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(extra: &[&str]) -> Result<Plan, String> {
+        let mut args = vec![
+            "raftkv",
+            "--id",
+            "1",
+            "--listen",
+            "127.0.0.1:7001",
+            "--peers",
+            "1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003",
+            "--data-dir",
+            "/tmp/x",
+        ];
+        args.extend_from_slice(extra);
+        Flags::try_parse_from(args)
+            .map_err(|e| e.to_string())?
+            .plan()
+    }
+
+    #[test]
+    fn good_flags_make_a_plan() {
+        let p = flags(&[]).expect("valid");
+        assert_eq!(p.peers.len(), 3);
+        assert_eq!(p.tick_ms, 10);
+        assert_eq!(p.election_ticks, (30, 60));
+        assert_eq!(p.heartbeat_ticks, 5);
+    }
+
+    #[test]
+    fn bad_flags_are_refused_with_a_reason() {
+        let e = flags(&["--election-timeout-max-ms", "100"]).expect_err("max < min");
+        assert!(e.contains("must exceed"), "{e}");
+        let e = flags(&["--heartbeat-ms", "400"]).expect_err("hb >= min");
+        assert!(e.contains("heartbeat"), "{e}");
+        assert!(flags(&["--bug", "nonsense"]).is_err());
+        assert!(parse_peers("1=a:1,1=b:2").is_err());
+        assert!(parse_peers("x=a:1").is_err());
+        assert!(parse_peers("1=nohost").is_err());
+    }
+}
