@@ -5,6 +5,9 @@
 //! - [`checker`]: the linearizability checker (models, search, partitioning, counterexamples).
 //! - [`cluster`]: cluster specs, where nodes run (netns or loopback), process supervision.
 //! - [`client`]: one adapter per protocol (raftkv, etcd, declarative http).
+//! - [`workload`]: workload specs, the seeded op generator, client workers, the history recorder.
+//! - [`nemesis`]: fault specs, grudges (partitions as data), the seeded fault schedule.
+//! - [`run`]: one run end to end: nodes, workers, nemesis, monitor, final phase, verdict.
 //! - [`report`]: results.json, the terminal summary, results directories.
 //!
 //! The binary (`src/main.rs`) only parses flags, calls into these modules and maps the verdict
@@ -14,4 +17,7 @@ pub mod checker;
 pub mod client;
 pub mod cluster;
 pub mod history;
+pub mod nemesis;
 pub mod report;
+pub mod run;
+pub mod workload;

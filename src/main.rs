@@ -31,6 +31,10 @@ struct Cli {
 enum Cmd {
     /// Check history files (history.jsonl or Jepsen history.edn) for linearizability.
     Check(CheckArgs),
+    /// Run a test: start a cluster, drive clients while the nemesis injects faults, check.
+    Run(Box<RunArgs>),
+    /// Remove what interrupted runs left behind: node processes, namespaces, links, rules.
+    Clean,
     /// Convert a history between JSONL and Jepsen EDN (format chosen by the output's extension).
     Convert {
         /// Input history (.jsonl or .edn; detected by content).
@@ -38,6 +42,62 @@ enum Cmd {
         /// Output file: `.edn` writes EDN, anything else JSONL.
         output: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Cluster spec: a name under clusters/ (raftkv, etcd, ...) or a path to a .toml file.
+    #[arg(long, default_value = "raftkv")]
+    cluster: String,
+    /// Workload spec: a name under workloads/ (register, cas-register, kv, list-append) or a path.
+    #[arg(long, default_value = "register")]
+    workload: String,
+    /// Nemesis spec: a name under nemesis/ (none, kill, pause, partition, all) or a path.
+    #[arg(long, default_value = "all")]
+    nemesis: String,
+    /// Length of the fault phase in seconds (default: the workload's, 30 s in the shipped ones).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_positive)]
+    time_limit: Option<f64>,
+    /// Concurrent client workers (default: the workload's).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Target ops per second over all workers; 0 for as fast as possible (default: workload's).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Number of nodes (default: the cluster spec's, 3 in the shipped ones).
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Seed for the op generator and the fault schedule (default: random, printed and saved).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Extra argument for every node, repeatable (e.g. --node-arg=--bug=stale-read for raftkv).
+    #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
+    node_args: Vec<String>,
+    /// Repeat the run this many times; the exit code is the worst verdict.
+    #[arg(long, default_value_t = 1)]
+    test_count: u32,
+    /// Network mode: auto (netns when root with ip and iptables, else loopback), netns, loopback.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "netns", "loopback"])]
+    net: String,
+    /// Subnet for netns mode, e.g. 10.231.7.0/24 (default: a free /24 in 10.231.0.0/16).
+    #[arg(long)]
+    subnet: Option<String>,
+    /// Where runs are stored.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// Keep the nodes' data dirs in the results dir after the run.
+    #[arg(long)]
+    keep_data: bool,
+    /// Checker time limit in seconds; undecided keys make the run unknown (exit 3).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_positive)]
+    check_time_limit: Option<f64>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_positive(s: &str) -> Result<f64, String> {
+    parse_seconds(s).map(|d| d.as_secs_f64())
 }
 
 #[derive(Args)]
@@ -93,6 +153,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Check(args) => cmd_check(args),
+        Cmd::Run(args) => cmd_run(*args),
+        Cmd::Clean => cmd_clean().map(|_| 0),
         Cmd::Convert { input, output } => cmd_convert(&input, &output).map(|_| 0),
     };
     match result {
@@ -196,6 +258,153 @@ fn cmd_check(args: CheckArgs) -> Result<i32> {
     }
     // Bad input wins: the user must fix the invocation before any verdict means anything.
     Ok(if errors { 2 } else { verdict.exit_code() })
+}
+
+fn cmd_run(args: RunArgs) -> Result<i32> {
+    use raftcheck::run::{self, NetChoice, RunOptions};
+    use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    if args.test_count == 0 {
+        bail!("--test-count must be at least 1");
+    }
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        // Ctrl-C ends the fault phase; the run then heals, stops, cleans and checks.
+        let flag = interrupt.clone();
+        let mut signals = signal_hook_stream()?;
+        std::thread::spawn(move || {
+            for _ in signals.forever() {
+                if flag.swap(true, Ordering::Relaxed) {
+                    eprintln!("raftcheck: still cleaning up; press Ctrl-C again to wait");
+                } else {
+                    eprintln!("raftcheck: interrupted: healing, stopping nodes, checking what was recorded");
+                }
+            }
+        });
+    }
+    let mut worst: Option<i32> = None;
+    let command: Vec<String> = std::env::args().collect();
+    for i in 0..args.test_count {
+        let seed = args.seed.map(|s| s + i as u64).unwrap_or_else(rand_seed);
+        let mut cmd = command.clone();
+        if args.seed.is_none() {
+            cmd.push(format!("--seed={seed}"));
+        }
+        let opts = RunOptions {
+            cluster: args.cluster.clone(),
+            workload: args.workload.clone(),
+            nemesis: args.nemesis.clone(),
+            time_limit: args.time_limit,
+            concurrency: args.concurrency,
+            rate: args.rate,
+            nodes: args.nodes,
+            seed,
+            node_args: args.node_args.clone(),
+            results_root: args.results.clone(),
+            net: match args.net.as_str() {
+                "netns" => NetChoice::Netns,
+                "loopback" => NetChoice::Loopback,
+                _ => NetChoice::Auto,
+            },
+            subnet: args.subnet.clone(),
+            keep_data: args.keep_data,
+            check_time_limit: args.check_time_limit,
+            progress: !args.quiet && std::io::stderr().is_terminal(),
+            command: cmd.join(" "),
+            interrupt: interrupt.clone(),
+        };
+        if args.test_count > 1 {
+            eprintln!(
+                "raftcheck: run {} of {} (seed {seed})",
+                i + 1,
+                args.test_count
+            );
+        }
+        let out = run::run(&opts)?;
+        let r = &out.results;
+        println!(
+            "{} — {} {} {}, seed {}: {} ops ({} ok), {} leader changes, faults: {}",
+            text::verdict_word(out.verdict),
+            r.cluster,
+            r.workload,
+            r.nemesis,
+            r.seed,
+            r.check.ops,
+            r.exercised
+                .ops
+                .values()
+                .map(|m| m.get("ok").copied().unwrap_or(0))
+                .sum::<usize>(),
+            r.exercised.leader_changes,
+            if r.exercised.faults.is_empty() {
+                "none".to_string()
+            } else {
+                r.exercised
+                    .faults
+                    .iter()
+                    .map(|(k, c)| format!("{k} x{}", c.installed))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        print!("{}", text::details(&r.check));
+        for reason in &r.reasons {
+            println!("  {reason}");
+        }
+        println!("results: {}", out.dir.display());
+        let code = out.exit_code;
+        worst = Some(match worst {
+            None => code,
+            Some(w) => worse(w, code),
+        });
+        if interrupt.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(worst.unwrap_or(0))
+}
+
+/// Order exit codes by severity: invalid (1) over unknown (3) over valid (0).
+fn worse(a: i32, b: i32) -> i32 {
+    let rank = |c: i32| match c {
+        1 => 3,
+        2 => 4,
+        3 => 2,
+        _ => 1,
+    };
+    if rank(a) >= rank(b) {
+        a
+    } else {
+        b
+    }
+}
+
+fn rand_seed() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    (t ^ (std::process::id() as u64).rotate_left(32)) % 1_000_000
+}
+
+fn signal_hook_stream() -> Result<signal_hook::iterator::Signals> {
+    Ok(signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?)
+}
+
+fn cmd_clean() -> Result<()> {
+    let removed = raftcheck::cluster::clean::clean()?;
+    if removed.is_empty() {
+        println!("nothing to clean");
+    }
+    for r in removed {
+        println!("removed {r}");
+    }
+    Ok(())
 }
 
 fn cmd_convert(input: &Path, output: &Path) -> Result<()> {

@@ -6,6 +6,10 @@
 //! a failed cas compare, "not the leader") is `fail`; anything uncertain (timeout, connection
 //! lost after sending, a 5xx) is `info`.
 
+pub mod etcd;
+pub mod http;
+pub mod raftkv;
+
 use crate::history::{Fun, Value};
 use async_trait::async_trait;
 use std::net::SocketAddr;
@@ -123,21 +127,48 @@ impl Adapter for NullAdapter {
 
     async fn status(&self, node: usize, _timeout: Duration) -> Result<NodeStatus, String> {
         Ok(NodeStatus {
-            role: if node == 0 { Role::Leader } else { Role::Follower },
+            role: if node == 0 {
+                Role::Leader
+            } else {
+                Role::Follower
+            },
             term: 1,
             leader: Some(0),
         })
     }
 }
 
-/// Build the adapter a cluster spec names.
+/// Build the adapter a cluster spec names (`client`): `raftkv`, `etcd`, `http` (declarative,
+/// configured by the spec's `[http]` section) or `null` (no server; for benchmarking the
+/// harness). Errors here are configuration errors, reported before any node starts.
 pub fn make(
     spec: &crate::cluster::spec::ClusterSpec,
     endpoints: Vec<Endpoint>,
 ) -> Result<Arc<dyn Adapter>, ClientError> {
-    let _ = (&spec, &endpoints);
-    Err(ClientError(format!(
-        "unknown client adapter {:?} (expected raftkv, etcd or http)",
-        spec.client
-    )))
+    if spec.client != "http" && spec.http.is_some() {
+        return Err(ClientError(format!(
+            "an [http] section is only read with client = \"http\" (this spec has client = {:?})",
+            spec.client
+        )));
+    }
+    Ok(match spec.client.as_str() {
+        "raftkv" => Arc::new(raftkv::RaftkvAdapter::new(endpoints)?),
+        "etcd" => Arc::new(etcd::EtcdAdapter::new(endpoints)?),
+        "http" => {
+            let section = spec.http.as_ref().ok_or_else(|| {
+                ClientError(
+                    "client = \"http\" needs an [http] section describing the requests \
+                     (see docs/http-adapter.md)"
+                        .into(),
+                )
+            })?;
+            Arc::new(http::HttpAdapter::new(section, endpoints)?)
+        }
+        "null" => Arc::new(NullAdapter),
+        other => {
+            return Err(ClientError(format!(
+                "unknown client adapter {other:?} (expected raftkv, etcd, http or null)"
+            )))
+        }
+    })
 }

@@ -3,7 +3,12 @@
 //! Where a node runs is hidden behind the small [`host::Host`] trait: a network namespace on
 //! this machine, or plain loopback. Nothing above this module knows which.
 
+pub mod clean;
+pub mod host;
+pub mod net;
+pub mod process;
 pub mod spec;
+pub mod supervisor;
 
 use std::path::{Path, PathBuf};
 
@@ -96,8 +101,13 @@ mod tests {
 
     #[test]
     fn missing_binary_says_where_it_looked() {
-        let e = find_binary("no-such-server-binary").unwrap_err().to_string();
-        assert!(e.contains("no-such-server-binary") && e.contains("$PATH"), "{e}");
+        let e = find_binary("no-such-server-binary")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no-such-server-binary") && e.contains("$PATH"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -191,20 +191,51 @@ impl ClusterSpec {
         if spec.binary.trim().is_empty() {
             return Err(bad("binary", "must not be empty".into()));
         }
-        if !(spec.ready_timeout_secs > 0.0) {
+        if spec.ready_timeout_secs.is_nan() || spec.ready_timeout_secs <= 0.0 {
             return Err(bad("ready_timeout_secs", "must be positive".into()));
         }
         for (i, a) in spec.args.iter().enumerate() {
             if let Err(p) = check_placeholders(a) {
-                return Err(bad(&format!("args[{i}]"), format!("unknown placeholder {{{p}}}")));
+                return Err(bad(
+                    &format!("args[{i}]"),
+                    format!("unknown placeholder {{{p}}}"),
+                ));
             }
+        }
+        match (&spec.http, spec.client.as_str()) {
+            (Some(section), "http") => {
+                crate::client::http::parse_spec(section).map_err(|e| bad("http", e.to_string()))?;
+            }
+            (None, "http") => {
+                return Err(bad(
+                    "http",
+                    "client = \"http\" needs an [http] section".into(),
+                ))
+            }
+            (Some(_), other) => {
+                return Err(bad(
+                    "http",
+                    format!("an [http] section needs client = \"http\", not {other:?}"),
+                ))
+            }
+            (None, _) => {}
+        }
+        if !matches!(spec.client.as_str(), "raftkv" | "etcd" | "http" | "null") {
+            return Err(bad(
+                "client",
+                format!(
+                    "unknown adapter {:?}; expected raftkv, etcd or http",
+                    spec.client
+                ),
+            ));
         }
         Ok(spec)
     }
 
     /// The peer port base.
     pub fn peer_port(&self) -> u16 {
-        self.peer_port.unwrap_or(self.client_port.saturating_add(100))
+        self.peer_port
+            .unwrap_or(self.client_port.saturating_add(100))
     }
 }
 
@@ -265,7 +296,8 @@ mod tests {
 
     #[test]
     fn unknown_placeholder_is_refused() {
-        let (_d, p) = write("binary = \"x\"\nclient = \"raftkv\"\nclient_port = 1\nargs = [\"{port}\"]\n");
+        let (_d, p) =
+            write("binary = \"x\"\nclient = \"raftkv\"\nclient_port = 1\nargs = [\"{port}\"]\n");
         let e = ClusterSpec::load(&p).unwrap_err().to_string();
         assert!(e.contains("args[0]") && e.contains("{port}"), "{e}");
     }

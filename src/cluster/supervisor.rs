@@ -1,0 +1,330 @@
+//! The nodes of one run: start them from the spec's argv on their hosts, kill, pause, resume,
+//! restart them for the nemesis, notice the ones that die on their own, and stop them all.
+
+use super::host::Host;
+use super::net::Network;
+use super::process::{NodeProcess, SpawnSpec};
+use super::spec::{fill, ClusterSpec};
+use super::ClusterError;
+use crate::client::Endpoint;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One node's slot.
+struct Slot {
+    /// The running process, if any.
+    proc: Option<NodeProcess>,
+    /// Set when the nemesis (or the harness) killed it: its exit is expected, not a crash.
+    expected_down: bool,
+    /// Paused by the nemesis.
+    paused: bool,
+    /// A crash was already reported for this incarnation.
+    crash_reported: bool,
+}
+
+/// A node that exited without being killed: a finding.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Crash {
+    /// Node name.
+    pub node: String,
+    /// How it exited.
+    pub status: String,
+    /// The last lines of its log.
+    pub log_tail: String,
+}
+
+/// A running cluster.
+pub struct Cluster {
+    /// Node names (n1, n2, ...).
+    pub names: Vec<String>,
+    /// Client endpoints, by node index.
+    pub endpoints: Vec<Endpoint>,
+    /// The network the nodes live on.
+    pub network: Mutex<Network>,
+    hosts: Vec<Arc<dyn Host>>,
+    argv: Vec<Vec<String>>,
+    env: Vec<(String, String)>,
+    logs: Vec<PathBuf>,
+    slots: Vec<Mutex<Slot>>,
+    run_id: String,
+}
+
+/// Ports for node i: in netns mode every node has its own IP, so the spec's ports as they are;
+/// on loopback, node i gets `base + i`, with the bases moved up until all are free (parallel
+/// runs must not collide).
+fn ports(spec: &ClusterSpec, n: usize, shared_ip: bool) -> Vec<(u16, u16)> {
+    let (c, p) = (spec.client_port, spec.peer_port());
+    if !shared_ip {
+        return vec![(c, p); n];
+    }
+    let free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
+    for shift in 0..200u16 {
+        let off = shift * 10;
+        let cand: Vec<(u16, u16)> = (0..n as u16)
+            .map(|i| (c.saturating_add(off + i), p.saturating_add(off + i)))
+            .collect();
+        if cand.iter().all(|&(a, b)| free(a) && (a == b || free(b))) {
+            return cand;
+        }
+    }
+    (0..n as u16).map(|i| (c + i, p + i)).collect()
+}
+
+impl Cluster {
+    /// Lay out and start every node of `spec` on `network`'s hosts. `extra_args` go after the
+    /// spec's argv on every node (e.g. a raftkv `--bug` switch). Nodes are not waited for.
+    pub fn start(
+        spec: &ClusterSpec,
+        binary: &Path,
+        network: Network,
+        run_dir: &Path,
+        run_id: &str,
+        extra_args: &[String],
+    ) -> Result<Cluster, ClusterError> {
+        let hosts = network.hosts();
+        let n = hosts.len();
+        let names: Vec<String> = (1..=n).map(|i| format!("n{i}")).collect();
+        let ips: Vec<IpAddr> = hosts.iter().map(|h| h.ip()).collect();
+        let shared_ip = ips.windows(2).any(|w| w[0] == w[1]);
+        let ports = ports(spec, n, shared_ip);
+        let mut base: Vec<BTreeMap<&str, String>> = Vec::new();
+        for i in 0..n {
+            let mut v = BTreeMap::new();
+            v.insert("id", (i + 1).to_string());
+            v.insert("name", names[i].clone());
+            v.insert("ip", ips[i].to_string());
+            v.insert("client_port", ports[i].0.to_string());
+            v.insert("peer_port", ports[i].1.to_string());
+            v.insert("run_id", run_id.to_string());
+            base.push(v);
+        }
+        let join = |fmt: &str| {
+            base.iter()
+                .map(|v| fill(fmt, v))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let peers = join(&spec.peers_entry);
+        let initial = join(&spec.initial_cluster_entry);
+        let mut argv = Vec::new();
+        let mut logs = Vec::new();
+        let mut endpoints = Vec::new();
+        for (i, vars) in base.iter_mut().enumerate() {
+            let node_dir = run_dir.join("nodes").join(&names[i]);
+            let data = node_dir.join("data");
+            std::fs::create_dir_all(&data).map_err(|e| ClusterError::Node {
+                node: names[i].clone(),
+                msg: format!("creating {}: {e}", data.display()),
+            })?;
+            let data = std::fs::canonicalize(&data).unwrap_or(data);
+            vars.insert("data_dir", data.display().to_string());
+            vars.insert("peers", peers.clone());
+            vars.insert("initial_cluster", initial.clone());
+            let mut a = vec![binary.display().to_string()];
+            a.extend(spec.args.iter().map(|t| fill(t, vars)));
+            a.extend(extra_args.iter().cloned());
+            argv.push(a);
+            logs.push(node_dir.join("log"));
+            endpoints.push(Endpoint {
+                index: i,
+                id: i as u64 + 1,
+                name: names[i].clone(),
+                addr: SocketAddr::new(ips[i], ports[i].0),
+            });
+        }
+        let env = spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let slots = (0..n)
+            .map(|_| {
+                Mutex::new(Slot {
+                    proc: None,
+                    expected_down: false,
+                    paused: false,
+                    crash_reported: false,
+                })
+            })
+            .collect();
+        let c = Cluster {
+            names,
+            endpoints,
+            network: Mutex::new(network),
+            hosts,
+            argv,
+            env,
+            logs,
+            slots,
+            run_id: run_id.to_string(),
+        };
+        for i in 0..n {
+            c.spawn(i)?;
+        }
+        Ok(c)
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True for a cluster of no nodes (never, in practice).
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The argv node i is started with (for results.json and error messages).
+    pub fn argv(&self, i: usize) -> &[String] {
+        &self.argv[i]
+    }
+
+    fn spawn(&self, i: usize) -> Result<(), ClusterError> {
+        let p = self.hosts[i].spawn(&SpawnSpec {
+            argv: self.argv[i].clone(),
+            env: self.env.clone(),
+            log: self.logs[i].clone(),
+            run_id: self.run_id.clone(),
+            node: self.names[i].clone(),
+        })?;
+        let mut s = self.slot(i);
+        s.proc = Some(p);
+        s.expected_down = false;
+        s.paused = false;
+        s.crash_reported = false;
+        Ok(())
+    }
+
+    fn slot(&self, i: usize) -> std::sync::MutexGuard<'_, Slot> {
+        self.slots[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// SIGKILL node i (its exit is then expected).
+    pub fn kill(&self, i: usize) -> Result<(), ClusterError> {
+        let mut s = self.slot(i);
+        s.expected_down = true;
+        s.paused = false;
+        match &s.proc {
+            Some(p) => p.kill(),
+            None => Ok(()),
+        }
+    }
+
+    /// SIGSTOP node i.
+    pub fn pause(&self, i: usize) -> Result<(), ClusterError> {
+        let mut s = self.slot(i);
+        let Some(p) = &s.proc else {
+            return Err(ClusterError::Node {
+                node: self.names[i].clone(),
+                msg: "not running".into(),
+            });
+        };
+        p.pause()?;
+        s.paused = true;
+        Ok(())
+    }
+
+    /// SIGCONT node i if paused.
+    pub fn resume(&self, i: usize) -> Result<(), ClusterError> {
+        let mut s = self.slot(i);
+        if let Some(p) = &s.proc {
+            if s.paused {
+                p.resume()?;
+            }
+        }
+        s.paused = false;
+        Ok(())
+    }
+
+    /// Whether node i is running (started and not exited).
+    pub fn is_up(&self, i: usize) -> bool {
+        let s = self.slot(i);
+        s.proc.as_ref().is_some_and(|p| p.exited().is_none())
+    }
+
+    /// Restart every node in `nodes` that is not running, all at once (some servers, etcd among
+    /// them, only open their client port after rejoining a quorum). Returns the nodes started.
+    pub fn restart(&self, nodes: &[usize]) -> Result<Vec<usize>, ClusterError> {
+        let mut started = Vec::new();
+        for &i in nodes {
+            if !self.is_up(i) {
+                self.slot(i).proc = None;
+                self.spawn(i)?;
+                started.push(i);
+            }
+        }
+        Ok(started)
+    }
+
+    /// Resume every paused node and restart every dead one.
+    pub fn heal_processes(&self) -> Result<Vec<usize>, ClusterError> {
+        for i in 0..self.len() {
+            self.resume(i)?;
+        }
+        let all: Vec<usize> = (0..self.len()).collect();
+        self.restart(&all)
+    }
+
+    /// Nodes that exited without being killed, each reported once per incarnation.
+    pub fn new_crashes(&self) -> Vec<Crash> {
+        let mut out = Vec::new();
+        for i in 0..self.len() {
+            let mut s = self.slot(i);
+            if s.expected_down || s.crash_reported {
+                continue;
+            }
+            if let Some(st) = s.proc.as_ref().and_then(|p| p.exited()) {
+                s.crash_reported = true;
+                drop(s);
+                out.push(Crash {
+                    node: self.names[i].clone(),
+                    status: st.to_string(),
+                    log_tail: self.log_tail(i, 20),
+                });
+            }
+        }
+        out
+    }
+
+    /// The last `lines` lines of node i's log.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.logs[i]).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Log file of node i.
+    pub fn log_path(&self, i: usize) -> &Path {
+        &self.logs[i]
+    }
+
+    /// Stop every node (SIGCONT, SIGTERM, then SIGKILL after `grace`).
+    pub fn stop_all(&self, grace: Duration) {
+        for i in 0..self.len() {
+            let mut s = self.slot(i);
+            s.expected_down = true;
+            if let Some(p) = &s.proc {
+                if let Err(e) = p.stop(grace) {
+                    tracing::warn!("stopping {}: {e}", self.names[i]);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_all(Duration::from_secs(2));
+        let left = self
+            .network
+            .get_mut()
+            .map(|n| n.teardown())
+            .unwrap_or_default();
+        for l in left {
+            eprintln!("raftcheck: warning: could not remove {l} (run `raftcheck clean`)");
+        }
+    }
+}

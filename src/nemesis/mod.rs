@@ -1,0 +1,462 @@
+//! The nemesis: fault specs (`nemesis/*.toml`), partitions as data (grudges), a seeded fault
+//! schedule, and the loop that injects and heals faults and logs each with its outcome.
+//!
+//! Partitions are data, as in Jepsen: a grudge maps each node to the nodes whose packets it
+//! drops, built by pure functions here; only the cluster layer turns one into iptables rules.
+//! The schedule is a pure function of (spec, seed, duration, node count): the same seed gives the
+//! same schedule. Which node "leader" means is decided when the fault fires, from the monitor.
+
+use crate::cluster::net::Grudge;
+use crate::cluster::spec::{load_toml, SpecError};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// A kind of fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// SIGKILL, restarted with the same data dir at heal.
+    Kill,
+    /// SIGSTOP, SIGCONT at heal.
+    Pause,
+    /// iptables DROP rules inside node namespaces, removed at heal.
+    Partition,
+}
+
+impl FaultKind {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+            FaultKind::Partition => "partition",
+        }
+    }
+}
+
+/// Which nodes a kill or pause hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The node the monitor last saw as leader (a random node if none is known).
+    Leader,
+    /// One node at random.
+    Random,
+    /// A random minority.
+    Minority,
+    /// A random majority.
+    Majority,
+    /// Every node.
+    All,
+}
+
+/// Shapes of network partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionKind {
+    /// Cut the current leader off from every other node.
+    IsolateLeader,
+    /// Cut one random node off.
+    IsolateRandom,
+    /// Split into a random minority and majority.
+    Halves,
+    /// Each node sees a majority, no two the same one (needs 5 nodes).
+    MajorityRing,
+    /// Two halves joined by one node that sees both (needs 5 nodes).
+    Bridge,
+}
+
+/// A named nemesis (`nemesis/*.toml`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NemesisSpec {
+    /// Faults to inject: kill, pause, partition, or "all" for every fault the network mode
+    /// supports. Empty: no faults.
+    #[serde(default)]
+    pub faults: Vec<String>,
+    /// Targets for kill and pause.
+    #[serde(default = "default_targets")]
+    pub targets: Vec<Target>,
+    /// Partition shapes.
+    #[serde(default = "default_partitions")]
+    pub partitions: Vec<PartitionKind>,
+    /// Mean healthy time between faults.
+    #[serde(default = "default_interval")]
+    pub interval_secs: f64,
+    /// Mean time a fault lasts.
+    #[serde(default = "default_interval")]
+    pub fault_secs: f64,
+    /// Relative jitter on both, 0 to 1.
+    #[serde(default = "default_jitter")]
+    pub jitter: f64,
+    /// Healthy time before the first fault.
+    #[serde(default = "default_start")]
+    pub start_after_secs: f64,
+}
+
+fn default_targets() -> Vec<Target> {
+    vec![Target::Leader, Target::Random, Target::Minority]
+}
+fn default_partitions() -> Vec<PartitionKind> {
+    vec![
+        PartitionKind::IsolateLeader,
+        PartitionKind::Halves,
+        PartitionKind::MajorityRing,
+        PartitionKind::Bridge,
+    ]
+}
+fn default_interval() -> f64 {
+    4.0
+}
+fn default_jitter() -> f64 {
+    0.3
+}
+fn default_start() -> f64 {
+    2.0
+}
+
+impl NemesisSpec {
+    /// Load and validate.
+    pub fn load(path: &Path) -> Result<NemesisSpec, SpecError> {
+        let s: NemesisSpec = load_toml(path)?;
+        let bad = |field: &str, msg: String| SpecError::Invalid {
+            path: path.to_path_buf(),
+            field: field.into(),
+            msg,
+        };
+        for f in &s.faults {
+            if !matches!(f.as_str(), "all" | "kill" | "pause" | "partition") {
+                return Err(bad(
+                    "faults",
+                    format!("unknown fault {f:?}; expected kill, pause, partition or all"),
+                ));
+            }
+        }
+        if s.targets.is_empty() {
+            return Err(bad("targets", "must name at least one target".into()));
+        }
+        if s.partitions.is_empty() {
+            return Err(bad("partitions", "must name at least one shape".into()));
+        }
+        if !(s.interval_secs > 0.0 && s.fault_secs > 0.0) {
+            return Err(bad("interval_secs", "intervals must be positive".into()));
+        }
+        if !(0.0..=1.0).contains(&s.jitter) {
+            return Err(bad("jitter", "must be between 0 and 1".into()));
+        }
+        if s.start_after_secs < 0.0 {
+            return Err(bad("start_after_secs", "must be >= 0".into()));
+        }
+        Ok(s)
+    }
+
+    /// Whether the spec names partitions itself (as opposed to through "all").
+    pub fn names_partition(&self) -> bool {
+        self.faults.iter().any(|f| f == "partition")
+    }
+
+    /// The fault kinds to use in a mode that does (or does not) support partitions.
+    pub fn kinds(&self, partitions_supported: bool) -> Vec<FaultKind> {
+        let mut k = BTreeSet::new();
+        for f in &self.faults {
+            match f.as_str() {
+                "kill" => {
+                    k.insert(FaultKind::Kill);
+                }
+                "pause" => {
+                    k.insert(FaultKind::Pause);
+                }
+                "partition" => {
+                    k.insert(FaultKind::Partition);
+                }
+                _ => {
+                    k.insert(FaultKind::Kill);
+                    k.insert(FaultKind::Pause);
+                    if partitions_supported {
+                        k.insert(FaultKind::Partition);
+                    }
+                }
+            }
+        }
+        k.into_iter().collect()
+    }
+}
+
+/// What a planned fault does, before "leader" is resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum Action {
+    /// Kill the target's nodes.
+    Kill {
+        /// Whom.
+        target: Target,
+    },
+    /// Pause the target's nodes.
+    Pause {
+        /// Whom.
+        target: Target,
+    },
+    /// Partition the network.
+    Partition {
+        /// Shape.
+        shape: PartitionKind,
+    },
+}
+
+impl Action {
+    /// The fault kind.
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            Action::Kill { .. } => FaultKind::Kill,
+            Action::Pause { .. } => FaultKind::Pause,
+            Action::Partition { .. } => FaultKind::Partition,
+        }
+    }
+
+    /// A short label: "kill leader", "partition halves".
+    pub fn label(&self) -> String {
+        let v = serde_json::to_value(self).unwrap_or_default();
+        let detail = v
+            .get("target")
+            .or_else(|| v.get("shape"))
+            .and_then(|x| x.as_str())
+            .unwrap_or("");
+        format!("{} {detail}", self.kind().name())
+    }
+}
+
+/// One fault in the schedule: start and end offsets from the start of the fault phase.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Planned {
+    /// Seconds from the start of the run.
+    pub start: f64,
+    /// Seconds from the start of the run (heal).
+    pub end: f64,
+    /// What to do.
+    pub action: Action,
+}
+
+fn jittered(rng: &mut ChaCha8Rng, mean: f64, jitter: f64) -> f64 {
+    if jitter <= 0.0 {
+        return mean;
+    }
+    mean * (1.0 + rng.gen_range(-jitter..=jitter))
+}
+
+/// The seeded schedule: alternate healthy and faulty periods until `duration` seconds, the
+/// last heal at least one interval before the end so the cluster settles before the final
+/// phase. Kinds rotate so each requested kind appears early.
+pub fn schedule(spec: &NemesisSpec, kinds: &[FaultKind], seed: u64, duration: f64) -> Vec<Planned> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x004E_454D_4553_4953);
+    let mut out = Vec::new();
+    if kinds.is_empty() {
+        return out;
+    }
+    let mut t = spec.start_after_secs;
+    let mut i = 0usize;
+    // Bounded: at most one fault per 10 ms of run and at most 100,000 faults.
+    while out.len() < 100_000 {
+        let len = jittered(&mut rng, spec.fault_secs, spec.jitter).max(0.01);
+        if t + len > duration - 0.5 {
+            break;
+        }
+        let kind = kinds[i % kinds.len()];
+        i += 1;
+        let action = match kind {
+            FaultKind::Kill => Action::Kill {
+                target: spec.targets[rng.gen_range(0..spec.targets.len())],
+            },
+            FaultKind::Pause => Action::Pause {
+                target: spec.targets[rng.gen_range(0..spec.targets.len())],
+            },
+            FaultKind::Partition => Action::Partition {
+                shape: spec.partitions[rng.gen_range(0..spec.partitions.len())],
+            },
+        };
+        out.push(Planned {
+            start: t,
+            end: t + len,
+            action,
+        });
+        t += len + jittered(&mut rng, spec.interval_secs, spec.jitter).max(0.01);
+    }
+    out
+}
+
+/// Resolve a kill/pause target to node indices.
+pub fn resolve_target(
+    target: Target,
+    n: usize,
+    leader: Option<usize>,
+    rng: &mut ChaCha8Rng,
+) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    all.shuffle(rng);
+    let pick = |k: usize| {
+        let mut v: Vec<usize> = all.iter().copied().take(k).collect();
+        v.sort_unstable();
+        v
+    };
+    match target {
+        Target::Leader => leader
+            .filter(|&l| l < n)
+            .map_or_else(|| pick(1), |l| vec![l]),
+        Target::Random => pick(1),
+        Target::Minority => pick(((n - 1) / 2).max(1)),
+        Target::Majority => pick(n / 2 + 1),
+        Target::All => pick(n),
+    }
+}
+
+/// Build the grudge for a partition shape; `None` when the shape needs more nodes.
+pub fn grudge(
+    shape: PartitionKind,
+    n: usize,
+    leader: Option<usize>,
+    rng: &mut ChaCha8Rng,
+) -> Option<Grudge> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(rng);
+    match shape {
+        PartitionKind::IsolateLeader => {
+            let l = leader.filter(|&l| l < n).unwrap_or(order[0]);
+            Some(split(&[l], &(0..n).filter(|&i| i != l).collect::<Vec<_>>()))
+        }
+        PartitionKind::IsolateRandom => Some(split(&order[..1], &order[1..])),
+        PartitionKind::Halves => {
+            let k = n / 2;
+            Some(split(&order[..k], &order[k..]))
+        }
+        PartitionKind::MajorityRing if n >= 5 => {
+            // Node order[j] sees itself and its ring neighbours; it drops everyone else.
+            let mut g = Grudge::new();
+            for j in 0..n {
+                let me = order[j];
+                let near: BTreeSet<usize> = [order[(j + n - 1) % n], me, order[(j + 1) % n]].into();
+                g.insert(me, (0..n).filter(|x| !near.contains(x)).collect());
+            }
+            Some(g)
+        }
+        PartitionKind::Bridge if n >= 5 => {
+            let k = n / 2;
+            let (a, rest) = order.split_at(k);
+            let (_bridge, b) = rest.split_at(1);
+            let mut g = split(a, b);
+            g.retain(|_, v| !v.is_empty());
+            Some(g)
+        }
+        _ => None,
+    }
+}
+
+/// Two sides that drop each other's packets.
+fn split(a: &[usize], b: &[usize]) -> Grudge {
+    let mut g: Grudge = BTreeMap::new();
+    for &x in a {
+        g.entry(x).or_default().extend(b.iter().copied());
+    }
+    for &y in b {
+        g.entry(y).or_default().extend(a.iter().copied());
+    }
+    g
+}
+
+/// Can node `a` hear node `b` under grudge `g`?
+pub fn hears(g: &Grudge, a: usize, b: usize) -> bool {
+    !g.get(&a).is_some_and(|s| s.contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> NemesisSpec {
+        NemesisSpec {
+            faults: vec!["all".into()],
+            targets: default_targets(),
+            partitions: default_partitions(),
+            interval_secs: 2.0,
+            fault_secs: 2.0,
+            jitter: 0.3,
+            start_after_secs: 1.0,
+        }
+    }
+
+    #[test]
+    fn same_seed_same_schedule_and_faults_alternate_with_heals() {
+        let kinds = spec().kinds(true);
+        let a = schedule(&spec(), &kinds, 9, 30.0);
+        assert_eq!(a, schedule(&spec(), &kinds, 9, 30.0));
+        assert_ne!(a, schedule(&spec(), &kinds, 10, 30.0));
+        assert!(a.len() >= 5, "{a:?}");
+        for w in a.windows(2) {
+            assert!(w[0].end < w[1].start, "faults overlap: {w:?}");
+        }
+        assert!(a.last().unwrap().end <= 29.5);
+        let seen: BTreeSet<FaultKind> = a.iter().map(|p| p.action.kind()).collect();
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn all_without_partitions_leaves_them_out() {
+        assert_eq!(spec().kinds(false), vec![FaultKind::Kill, FaultKind::Pause]);
+    }
+
+    #[test]
+    fn isolate_cuts_both_ways_and_halves_leave_a_majority() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let g = grudge(PartitionKind::IsolateLeader, 3, Some(1), &mut rng).unwrap();
+        assert!(!hears(&g, 1, 0) && !hears(&g, 0, 1) && hears(&g, 0, 2));
+        let g = grudge(PartitionKind::Halves, 5, None, &mut rng).unwrap();
+        let minority: Vec<usize> = (0..5).filter(|&i| g[&i].len() == 3).collect();
+        assert_eq!(minority.len(), 2);
+    }
+
+    #[test]
+    fn majority_ring_gives_every_node_a_different_majority() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let g = grudge(PartitionKind::MajorityRing, 5, None, &mut rng).unwrap();
+        let views: BTreeSet<Vec<usize>> = (0..5)
+            .map(|a| (0..5).filter(|&b| hears(&g, a, b)).collect())
+            .collect();
+        assert_eq!(views.len(), 5);
+        assert!(views.iter().all(|v| v.len() == 3));
+        assert!(grudge(PartitionKind::MajorityRing, 3, None, &mut rng).is_none());
+    }
+
+    #[test]
+    fn bridge_node_hears_both_sides() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let g = grudge(PartitionKind::Bridge, 5, None, &mut rng).unwrap();
+        let bridge: Vec<usize> = (0..5).filter(|i| !g.contains_key(i)).collect();
+        assert_eq!(bridge.len(), 1);
+        assert!(grudge(PartitionKind::Bridge, 3, None, &mut rng).is_none());
+    }
+
+    #[test]
+    fn targets_resolve_to_the_right_sizes() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        assert_eq!(
+            resolve_target(Target::Leader, 5, Some(3), &mut rng),
+            vec![3]
+        );
+        assert_eq!(resolve_target(Target::Minority, 5, None, &mut rng).len(), 2);
+        assert_eq!(resolve_target(Target::Majority, 5, None, &mut rng).len(), 3);
+        assert_eq!(
+            resolve_target(Target::All, 3, None, &mut rng),
+            vec![0, 1, 2]
+        );
+    }
+
+    #[test]
+    fn shipped_nemeses_load() {
+        for name in ["none", "kill", "pause", "partition", "all"] {
+            let p = crate::cluster::spec::resolve("nemesis", "nemesis", name).unwrap();
+            NemesisSpec::load(&p).unwrap();
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The monitor: samples every node's (role, term, leader) every 100 ms into leaders.jsonl, keeps
+//! the latest view for the nemesis ("kill the leader") and the progress bar, and notices nodes
+//! that exit on their own.
+
+use crate::client::{Adapter, Completion, NodeStatus, Request, Role};
+use crate::cluster::supervisor::{Cluster, Crash};
+use crate::history::{Fun, Value};
+use crate::workload::recorder::JsonlSink;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often every node is asked.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// One line of leaders.jsonl.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sample {
+    /// Line number.
+    pub index: u64,
+    /// ns since the run started.
+    pub time: u64,
+    /// The node asked.
+    pub node: String,
+    /// Its role.
+    pub role: Role,
+    /// Its term.
+    pub term: u64,
+    /// The leader it believes in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+}
+
+/// Shared view of the cluster.
+pub struct Monitor {
+    cluster: Arc<Cluster>,
+    adapter: Arc<dyn Adapter>,
+    log: Arc<JsonlSink>,
+    latest: Mutex<Vec<Option<NodeStatus>>>,
+    fault: Mutex<Option<String>>,
+    crashes: Mutex<Vec<Crash>>,
+}
+
+impl Monitor {
+    /// A monitor over `cluster`, logging to `log`.
+    pub fn new(cluster: Arc<Cluster>, adapter: Arc<dyn Adapter>, log: Arc<JsonlSink>) -> Monitor {
+        let n = cluster.len();
+        Monitor {
+            cluster,
+            adapter,
+            log,
+            latest: Mutex::new(vec![None; n]),
+            fault: Mutex::new(None),
+            crashes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The node that claims leadership in the highest term, with that term.
+    pub fn leader_index(&self) -> Option<(usize, u64)> {
+        let latest = self.latest.lock().ok()?;
+        latest
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.as_ref()
+                    .filter(|s| s.role == Role::Leader)
+                    .map(|s| (i, s.term))
+            })
+            .max_by_key(|&(_, t)| t)
+    }
+
+    /// Leader name and term, for display.
+    pub fn leader(&self) -> Option<(String, u64)> {
+        self.leader_index()
+            .map(|(i, t)| (self.cluster.names[i].clone(), t))
+    }
+
+    /// The fault in force, as the nemesis labelled it.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Set by the nemesis when a fault starts (Some) or heals (None).
+    pub fn set_fault(&self, f: Option<String>) {
+        if let Ok(mut g) = self.fault.lock() {
+            *g = f;
+        }
+    }
+
+    /// Nodes that crashed so far.
+    pub fn crashes(&self) -> Vec<Crash> {
+        self.crashes.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Ask every node once; log and remember the answers.
+    pub async fn sample(&self) {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..self.cluster.len() {
+            let a = self.adapter.clone();
+            set.spawn(async move { (i, a.status(i, Duration::from_millis(300)).await) });
+        }
+        while let Some(r) = set.join_next().await {
+            let Ok((i, r)) = r else { continue };
+            let status = r.ok();
+            if let Some(s) = &status {
+                let node = self.cluster.names[i].clone();
+                let leader = s.leader.and_then(|l| self.cluster.names.get(l).cloned());
+                self.log.append(|index, time| Sample {
+                    index,
+                    time,
+                    node,
+                    role: s.role,
+                    term: s.term,
+                    leader,
+                });
+            }
+            if let Ok(mut l) = self.latest.lock() {
+                l[i] = status;
+            }
+        }
+        let new = self.cluster.new_crashes();
+        if !new.is_empty() {
+            for c in &new {
+                eprintln!(
+                    "raftcheck: node {} exited on its own ({}): a crash",
+                    c.node, c.status
+                );
+            }
+            if let Ok(mut g) = self.crashes.lock() {
+                g.extend(new);
+            }
+        }
+    }
+}
+
+/// Sample until `stop` is set.
+pub async fn run(mon: Arc<Monitor>, stop: Arc<AtomicBool>) {
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        mon.sample().await;
+    }
+}
+
+/// Wait until every node answers its status, one claims leadership, and a read through the
+/// adapter succeeds. Fails fast if a node process exits.
+pub async fn wait_ready(
+    cluster: &Cluster,
+    adapter: &dyn Adapter,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no status answer yet");
+    while Instant::now() < deadline {
+        for i in 0..cluster.len() {
+            if !cluster.is_up(i) {
+                return Err(format!("node {} exited during start-up", cluster.names[i]));
+            }
+        }
+        let mut leader = None;
+        let mut missing = Vec::new();
+        for i in 0..cluster.len() {
+            match adapter.status(i, Duration::from_millis(500)).await {
+                Ok(s) if s.role == Role::Leader => leader = Some(i),
+                Ok(_) => {}
+                Err(e) => missing.push(format!("{}: {e}", cluster.names[i])),
+            }
+        }
+        if !missing.is_empty() {
+            last = format!("no status from {}", missing.join("; "));
+        } else if let Some(l) = leader {
+            let probe = Request {
+                f: Fun::Read,
+                key: Some("raftcheck-ready".into()),
+                value: Value::Null,
+            };
+            match adapter.invoke(l, &probe, Duration::from_secs(2)).await {
+                Completion::Ok { .. } => return Ok(()),
+                other => {
+                    last = format!(
+                        "leader {} does not serve reads yet: {other:?}",
+                        cluster.names[l]
+                    )
+                }
+            }
+        } else {
+            last = "every node answers, but none is leader".into();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(last)
+}
+
+/// Leader changes from leaders.jsonl: the first leader, then every sample that shows a leader
+/// in a higher term (or another node leading in the same term).
+pub fn leader_changes(path: &Path) -> Vec<super::LeaderChange> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out: Vec<super::LeaderChange> = Vec::new();
+    for line in text.lines() {
+        let Ok(s) = serde_json::from_str::<Sample>(line) else {
+            continue;
+        };
+        if s.role != Role::Leader {
+            continue;
+        }
+        let newer = match out.last() {
+            None => true,
+            Some(l) => s.term > l.term || (s.term == l.term && s.node != l.node),
+        };
+        if newer {
+            out.push(super::LeaderChange {
+                time: s.time,
+                node: s.node,
+                term: s.term,
+            });
+        }
+    }
+    out
+}

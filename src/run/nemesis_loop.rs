@@ -1,0 +1,233 @@
+//! The nemesis at work: walks the seeded schedule, injects each fault, heals it, and logs both
+//! with the nodes involved and an outcome (installed / skipped / failed) to nemesis.jsonl.
+
+use crate::cluster::supervisor::Cluster;
+use crate::nemesis::{grudge, resolve_target, Action, FaultKind, Planned};
+use crate::workload::recorder::JsonlSink;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One line of nemesis.jsonl.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NemesisEvent {
+    /// Line number.
+    pub index: u64,
+    /// ns since the run started.
+    pub time: u64,
+    /// "start" (fault injected) or "stop" (healed).
+    pub event: String,
+    /// The fault kind.
+    pub fault: FaultKind,
+    /// e.g. "kill leader", "partition halves".
+    pub label: String,
+    /// Nodes hit.
+    pub nodes: Vec<String>,
+    /// For partitions: who drops whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grudge: Option<BTreeMap<String, Vec<String>>>,
+    /// installed | skipped | failed (start); healed | failed (stop).
+    pub outcome: String,
+    /// Why skipped or failed, or how the target was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Read nemesis.jsonl back (for results and plots); unreadable lines are skipped.
+pub fn read_log(path: &Path) -> Vec<NemesisEvent> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The nemesis task's state.
+pub struct Nemesis {
+    /// The nodes.
+    pub cluster: Arc<Cluster>,
+    /// Who leads now.
+    pub monitor: Arc<super::monitor::Monitor>,
+    /// nemesis.jsonl.
+    pub log: Arc<JsonlSink>,
+    /// Seed for target choices.
+    pub seed: u64,
+    /// The run's clock origin.
+    pub start: Instant,
+    /// Set when the fault phase ends (or on Ctrl-C).
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What a started fault needs for its heal.
+struct Active {
+    kind: FaultKind,
+    label: String,
+    nodes: Vec<usize>,
+}
+
+impl Nemesis {
+    /// Sleep until `at` (from the run start) or until stopped; false if stopped.
+    async fn sleep_until(&self, at: f64) -> bool {
+        let until = self.start + Duration::from_secs_f64(at);
+        while Instant::now() < until {
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let left = until - Instant::now();
+            tokio::time::sleep(left.min(Duration::from_millis(50))).await;
+        }
+        !self.stop.load(Ordering::Relaxed)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        event: &str,
+        fault: FaultKind,
+        label: &str,
+        nodes: &[usize],
+        grudge: Option<BTreeMap<String, Vec<String>>>,
+        outcome: &str,
+        reason: Option<String>,
+    ) {
+        let names: Vec<String> = nodes
+            .iter()
+            .map(|&i| self.cluster.names[i].clone())
+            .collect();
+        self.log.append(|index, time| NemesisEvent {
+            index,
+            time,
+            event: event.into(),
+            fault,
+            label: label.into(),
+            nodes: names,
+            grudge,
+            outcome: outcome.into(),
+            reason,
+        });
+    }
+
+    /// Walk the schedule; heal whatever is active when stopped.
+    pub async fn run(self, plan: Vec<Planned>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x7461_7267_6574);
+        for p in plan {
+            if !self.sleep_until(p.start).await {
+                break;
+            }
+            let active = self.inject(p.action, &mut rng).await;
+            let _ = self.sleep_until(p.end).await;
+            if let Some(a) = active {
+                self.heal(a).await;
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+    }
+
+    async fn inject(&self, action: Action, rng: &mut ChaCha8Rng) -> Option<Active> {
+        let n = self.cluster.len();
+        let leader = self.monitor.leader_index().map(|(i, _)| i);
+        let label = action.label();
+        let kind = action.kind();
+        let cluster = self.cluster.clone();
+        match action {
+            Action::Kill { target } | Action::Pause { target } => {
+                let nodes = resolve_target(target, n, leader, rng);
+                let reason = (target == crate::nemesis::Target::Leader && leader.is_none())
+                    .then(|| "no leader known: chose a random node".to_string());
+                let ns = nodes.clone();
+                let res = tokio::task::spawn_blocking(move || {
+                    for &i in &ns {
+                        match kind {
+                            FaultKind::Kill => cluster.kill(i)?,
+                            _ => cluster.pause(i)?,
+                        }
+                    }
+                    Ok::<(), crate::cluster::ClusterError>(())
+                })
+                .await;
+                let err = match res {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                };
+                let outcome = if err.is_none() { "installed" } else { "failed" };
+                self.record("start", kind, &label, &nodes, None, outcome, err.or(reason));
+                self.monitor.set_fault(Some(label.clone()));
+                Some(Active { kind, label, nodes })
+            }
+            Action::Partition { shape } => {
+                let Some(g) = grudge(shape, n, leader, rng) else {
+                    self.record(
+                        "start",
+                        kind,
+                        &label,
+                        &[],
+                        None,
+                        "skipped",
+                        Some(format!(
+                            "{label} needs at least 5 nodes; this cluster has {n}"
+                        )),
+                    );
+                    return None;
+                };
+                let names = |i: &usize| self.cluster.names[*i].clone();
+                let shown: BTreeMap<String, Vec<String>> = g
+                    .iter()
+                    .map(|(k, v)| (names(k), v.iter().map(names).collect()))
+                    .collect();
+                let nodes: Vec<usize> = g.keys().copied().collect();
+                let g2 = g.clone();
+                let res = tokio::task::spawn_blocking(move || {
+                    cluster
+                        .network
+                        .lock()
+                        .map_err(|_| {
+                            crate::cluster::ClusterError::Other("network lock poisoned".into())
+                        })
+                        .and_then(|net| net.partition(&g2))
+                })
+                .await;
+                let err = match res {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                };
+                let outcome = if err.is_none() { "installed" } else { "failed" };
+                self.record("start", kind, &label, &nodes, Some(shown), outcome, err);
+                self.monitor.set_fault(Some(label.clone()));
+                Some(Active { kind, label, nodes })
+            }
+        }
+    }
+
+    async fn heal(&self, a: Active) {
+        let cluster = self.cluster.clone();
+        let nodes = a.nodes.clone();
+        let kind = a.kind;
+        let res = tokio::task::spawn_blocking(move || match kind {
+            FaultKind::Kill => cluster.restart(&nodes).map(|_| ()),
+            FaultKind::Pause => nodes.iter().try_for_each(|&i| cluster.resume(i)),
+            FaultKind::Partition => cluster
+                .network
+                .lock()
+                .map_err(|_| crate::cluster::ClusterError::Other("network lock poisoned".into()))
+                .and_then(|n| n.heal()),
+        })
+        .await;
+        let err = match res {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        let outcome = if err.is_none() { "healed" } else { "failed" };
+        self.record("stop", a.kind, &a.label, &a.nodes, None, outcome, err);
+        self.monitor.set_fault(None);
+    }
+}

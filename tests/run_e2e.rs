@@ -1,0 +1,475 @@
+//! End-to-end runs of `raftcheck run` against real clusters: raftkv under kill, pause and
+//! partition; etcd under partition and kill; a raftkv bug switch that must be caught; bad input;
+//! and `raftcheck clean` after a harness killed with SIGKILL.
+//!
+//! Tests that need root/ip/iptables (netns) or etcd print "SKIPPED: ..." when those are missing,
+//! and fail instead under RAFTCHECK_REQUIRE_ALL=1. Runs are serialised (one cluster at a time on
+//! a 2-core machine) and bounded by the harness's own time limits plus a watchdog.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn require(ok: bool, why: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var("RAFTCHECK_REQUIRE_ALL").as_deref() == Ok("1") {
+        panic!("required but unavailable: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
+fn have(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+        .unwrap_or(false)
+}
+
+fn netns_possible() -> bool {
+    nix::unistd::geteuid().is_root() && have("ip") && have("iptables")
+}
+
+fn raftkv_built() -> bool {
+    raftcheck::cluster::find_binary("raftkv").is_ok_and(|p| !p.starts_with("/usr"))
+}
+
+/// Run raftcheck with a watchdog: killed if it outlives `limit`.
+fn raftcheck(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raftcheck"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start raftcheck");
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect");
+            panic!(
+                "raftcheck {args:?} ran past {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().expect("collect")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn results_json(root: &Path) -> serde_json::Value {
+    let p = root.join("latest").join("results.json");
+    let t = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&t).expect("results.json parses")
+}
+
+fn leftovers(run_id: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    if let Ok(o) = Command::new("ip").args(["netns", "list"]).output() {
+        for l in String::from_utf8_lossy(&o.stdout).lines() {
+            if l.contains(run_id) {
+                left.push(format!("netns {l}"));
+            }
+        }
+    }
+    if let Ok(o) = Command::new("ip").args(["-o", "link"]).output() {
+        for l in String::from_utf8_lossy(&o.stdout).lines() {
+            if l.contains(run_id) {
+                left.push(format!("link {l}"));
+            }
+        }
+    }
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let needle = format!("RAFTCHECK_RUN_ID={run_id}");
+        if env.split(|&b| b == 0).any(|kv| kv == needle.as_bytes()) {
+            left.push(format!("process {}", entry.file_name().to_string_lossy()));
+        }
+    }
+    left
+}
+
+/// A run that must be valid, and leave nothing behind.
+fn valid_run(
+    cluster: &str,
+    workload: &str,
+    nemesis: &str,
+    secs: u32,
+    extra: &[&str],
+) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("results");
+    let secs_s = secs.to_string();
+    let mut args = vec![
+        "run",
+        "--cluster",
+        cluster,
+        "--workload",
+        workload,
+        "--nemesis",
+        nemesis,
+        "--time-limit",
+        &secs_s,
+        "--seed",
+        "1",
+        "--quiet",
+        "--results",
+        results.to_str().expect("utf8"),
+    ];
+    args.extend_from_slice(extra);
+    let o = raftcheck(&args, Duration::from_secs(secs as u64 + 150));
+    let r = results_json(&results);
+    assert_eq!(o.status.code(), Some(0), "{}\nresults: {r:#}", text(&o));
+    assert_eq!(r["verdict"], "valid");
+    let run_id = r["run_id"].as_str().expect("run id");
+    assert!(
+        leftovers(run_id).is_empty(),
+        "left behind: {:?}",
+        leftovers(run_id)
+    );
+    r
+}
+
+fn installed(r: &serde_json::Value, label_prefix: &str) -> u64 {
+    r["exercised"]["faults"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.starts_with(label_prefix))
+                .map(|(_, v)| v["installed"].as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn raftkv_under_kill_is_valid() {
+    let _g = serial();
+    if !require(
+        raftkv_built(),
+        "raftkv binary not built next to raftcheck (build the workspace first)",
+    ) {
+        return;
+    }
+    let r = valid_run("raftkv", "kv", "kill", 20, &[]);
+    assert!(installed(&r, "kill") >= 2, "{:#}", r["exercised"]);
+    assert!(
+        r["exercised"]["leader_changes"].as_u64().unwrap_or(0) >= 1,
+        "{:#}",
+        r["exercised"]
+    );
+}
+
+#[test]
+fn raftkv_under_pause_is_valid() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
+        return;
+    }
+    let r = valid_run("raftkv", "cas-register", "pause", 20, &[]);
+    assert!(installed(&r, "pause") >= 2, "{:#}", r["exercised"]);
+}
+
+#[test]
+fn raftkv_under_partition_is_valid() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck")
+        || !require(netns_possible(), "netns mode needs root, ip and iptables")
+    {
+        return;
+    }
+    let r = valid_run("raftkv", "list-append", "partition", 20, &[]);
+    assert_eq!(r["net_mode"], "netns");
+    assert!(installed(&r, "partition") >= 2, "{:#}", r["exercised"]);
+}
+
+#[test]
+fn raftkv_through_the_declarative_http_adapter_is_valid() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
+        return;
+    }
+    valid_run("raftkv-http", "register", "kill", 12, &[]);
+}
+
+#[test]
+fn etcd_under_partition_and_kill_is_valid() {
+    let _g = serial();
+    if !require(
+        have("etcd"),
+        "etcd not installed (Debian package etcd-server)",
+    ) || !require(netns_possible(), "netns mode needs root, ip and iptables")
+    {
+        return;
+    }
+    let r = valid_run("etcd", "cas-register", "partition", 20, &[]);
+    assert!(installed(&r, "partition") >= 2, "{:#}", r["exercised"]);
+    let r = valid_run("etcd", "kv", "kill", 20, &[]);
+    assert!(installed(&r, "kill") >= 2, "{:#}", r["exercised"]);
+}
+
+#[test]
+fn stale_read_bug_is_caught_under_partition() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck")
+        || !require(netns_possible(), "netns mode needs root, ip and iptables")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("results");
+    let o = raftcheck(
+        &[
+            "run",
+            "--workload",
+            "register",
+            "--nemesis",
+            "partition",
+            "--node-arg=--bug=stale-read",
+            "--time-limit",
+            "25",
+            "--seed",
+            "2",
+            "--quiet",
+            "--results",
+            results.to_str().expect("utf8"),
+        ],
+        Duration::from_secs(180),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = results_json(&results);
+    assert_eq!(r["verdict"], "invalid");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("INVALID"));
+}
+
+#[test]
+fn missing_binary_is_exit_2_and_nothing_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("nope.toml");
+    std::fs::write(
+        &spec,
+        "binary = \"/nonexistent/server\"\nclient = \"raftkv\"\nclient_port = 7001\n",
+    )
+    .expect("write");
+    let o = raftcheck(
+        &[
+            "run",
+            "--cluster",
+            spec.to_str().expect("utf8"),
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "2",
+            "--results",
+            dir.path().join("r").to_str().expect("utf8"),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("/nonexistent/server"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn malformed_spec_is_exit_2_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("w.toml");
+    std::fs::write(
+        &spec,
+        "model = \"kv\"\nmix = { read = 1 }\nconcurency = 3\n",
+    )
+    .expect("write");
+    let o = raftcheck(
+        &[
+            "run",
+            "--workload",
+            spec.to_str().expect("utf8"),
+            "--results",
+            dir.path().join("r").to_str().expect("utf8"),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("w.toml") && e.contains("concurency"),
+        "{}",
+        text(&o)
+    );
+    let o = raftcheck(
+        &["run", "--nemesis", "no-such-nemesis"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-nemesis"));
+}
+
+#[test]
+fn cluster_that_never_gets_ready_is_exit_2_with_its_log() {
+    let _g = serial();
+    if !require(have("sleep"), "no sleep binary") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("mute.toml");
+    // A "server" that runs but never answers: readiness must time out, naming the cause.
+    std::fs::write(
+        &spec,
+        "binary = \"sleep\"\nargs = [\"60\"]\nclient = \"raftkv\"\nclient_port = 7301\nready_timeout_secs = 3\n",
+    )
+    .expect("write");
+    let o = raftcheck(
+        &[
+            "run",
+            "--cluster",
+            spec.to_str().expect("utf8"),
+            "--nemesis",
+            "none",
+            "--net",
+            "loopback",
+            "--results",
+            dir.path().join("r").to_str().expect("utf8"),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("never became ready") && e.contains("log tail"),
+        "{}",
+        text(&o)
+    );
+    // No `sleep 60` of ours is left.
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            env.windows(17).any(|w| w == b"RAFTCHECK_RUN_ID=") && cmd.starts_with(b"sleep")
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[test]
+fn partition_nemesis_in_loopback_mode_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = raftcheck(
+        &[
+            "run",
+            "--nemesis",
+            "partition",
+            "--net",
+            "loopback",
+            "--results",
+            dir.path().join("r").to_str().expect("utf8"),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("loopback"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn clean_removes_what_a_killed_run_left() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck")
+        || !require(netns_possible(), "netns mode needs root, ip and iptables")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results: PathBuf = dir.path().join("results");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raftcheck"))
+        .args([
+            "run",
+            "--nemesis",
+            "partition",
+            "--time-limit",
+            "60",
+            "--quiet",
+            "--results",
+            results.to_str().expect("utf8"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start");
+    // Wait (bounded) until the run is under way: its history file has events.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let history = results.join("latest").join("history.jsonl");
+    while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 1000 {
+        assert!(Instant::now() < deadline, "run never got going");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(6)); // let a partition be installed
+    child.kill().expect("SIGKILL raftcheck");
+    let _ = child.wait();
+    let o = raftcheck(&["clean"], Duration::from_secs(60));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("removed"),
+        "clean removed nothing: {}",
+        text(&o)
+    );
+    // Nothing with any raftcheck run prefix is left.
+    let ns = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip");
+    let prefix = raftcheck::cluster::net::RUN_ID_PREFIX;
+    assert!(
+        !String::from_utf8_lossy(&ns.stdout)
+            .lines()
+            .any(|l| l.starts_with(prefix)),
+        "namespaces left: {}",
+        String::from_utf8_lossy(&ns.stdout)
+    );
+    // The history the killed run left is still checkable.
+    let o = raftcheck(
+        &[
+            "check",
+            history.to_str().expect("utf8"),
+            "--out",
+            dir.path().to_str().expect("utf8"),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1) | Some(3)),
+        "{}",
+        text(&o)
+    );
+}
