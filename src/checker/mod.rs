@@ -192,6 +192,7 @@ pub fn check(ops: &[Op], opts: &CheckOptions) -> Result<CheckResult, CheckError>
         deadline: opts.time_limit.map(|t| start + t),
         memory_limit: opts.memory_limit,
         memory_used: &used,
+        max_states: u64::MAX,
     };
     let mut keys: Vec<KeyResult> = if groups.len() == 1 {
         // One part: no thread hand-off (it costs more than a small history's whole check).
@@ -259,6 +260,7 @@ fn check_part(
                 match why {
                     search::Exhausted::Time => "time limit reached",
                     search::Exhausted::Memory => "memory limit reached",
+                    search::Exhausted::States => "state limit reached",
                 }
                 .to_string(),
             );
@@ -266,7 +268,13 @@ fn check_part(
         search::Outcome::NotLinearizable(_) => {
             res.verdict = Verdict::Invalid;
             let owned = part.iter().map(|&o| o.clone()).collect();
-            res.counterexample = Some(shrink::counterexample(owned, model, limits, shrink));
+            res.counterexample = Some(shrink::counterexample(
+                owned,
+                model,
+                limits,
+                shrink,
+                stats.states,
+            ));
         }
     }
     res.millis = start.elapsed().as_secs_f64() * 1e3;

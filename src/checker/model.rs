@@ -171,7 +171,7 @@ impl Space {
             self.value_of.push(v.clone());
             return id;
         }
-        let key = v.to_string();
+        let key = canonical(v);
         if let Some(&id) = self.values.get(&key) {
             return id;
         }
@@ -296,8 +296,38 @@ impl Space {
     }
 }
 
+/// JSON text with object keys sorted, so that equal values intern to one id whatever the key
+/// order they were written in.
+fn canonical(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut items: Vec<(&String, &Value)> = m.iter().collect();
+            items.sort_by(|a, b| a.0.cmp(b.0));
+            let inner: Vec<String> = items
+                .into_iter()
+                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), canonical(v)))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn objects_equal_up_to_key_order_are_one_value() {
+        let mut s = Space::new(1);
+        let a = s.value(&json!({"a": 1, "b": [2, {"c": 3, "d": 4}]}));
+        let b = s.value(&json!({"b": [2, {"d": 4, "c": 3}], "a": 1}));
+        assert_eq!(a, b);
+        assert_ne!(a, s.value(&json!({"a": 1})));
+    }
+
     use super::*;
     use serde_json::json;
 

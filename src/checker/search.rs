@@ -27,6 +27,8 @@ pub(crate) struct Limits<'a> {
     pub memory_limit: u64,
     /// Bytes currently held by all searches.
     pub memory_used: &'a AtomicU64,
+    /// Memo entries one search may create (the shrinker bounds each attempt with it).
+    pub max_states: u64,
 }
 
 /// Why a search ended without an answer.
@@ -34,6 +36,7 @@ pub(crate) struct Limits<'a> {
 pub(crate) enum Exhausted {
     Time,
     Memory,
+    States,
 }
 
 /// The deepest point a failed search reached: the ops it could place, in order, and the first
@@ -288,6 +291,9 @@ pub(crate) fn search(
                     let mixed = h ^ (ns as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                     if memo.insert(mixed, &key, ns) {
                         stats.states += 1;
+                        if stats.states > limits.max_states {
+                            break Outcome::Unknown(Exhausted::States);
+                        }
                         hash = h;
                         stack.push((e.op, state));
                         state = ns;

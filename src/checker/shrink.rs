@@ -25,30 +25,56 @@ use std::time::{Duration, Instant};
 /// Time a single key may spend shrinking; the witness found so far is used when it runs out.
 const BUDGET: Duration = Duration::from_secs(3);
 
+/// Time the final explanation gets of its own, after shrinking (which may have used all of
+/// its budget).
+const EXPLAIN_BUDGET: Duration = Duration::from_secs(2);
+
+/// Each shrinking attempt may explore at most this many times the states the original search
+/// needed (and at least `MIN_ATTEMPT_STATES`). A relaxation can make a history much harder to
+/// search (weakened writes become concurrent); such an attempt is abandoned and the
+/// relaxation not taken, which keeps the witness cheap to explain. Unknown is never taken as
+/// invalid, so this bound cannot make a witness unsound.
+const ATTEMPT_FACTOR: u64 = 4;
+const MIN_ATTEMPT_STATES: u64 = 5_000;
+
 /// Build the counterexample for an invalid key's ops.
 pub(crate) fn counterexample(
     ops: Vec<Op>,
     model: Model,
     limits: &Limits<'_>,
     shrink: bool,
+    original_states: u64,
 ) -> Counterexample {
     let mut deadline = Instant::now() + BUDGET;
     if let Some(d) = limits.deadline {
         deadline = deadline.min(d.max(Instant::now() + Duration::from_millis(200)));
     }
     let used = AtomicU64::new(0);
+    let attempt_states = original_states
+        .saturating_mul(ATTEMPT_FACTOR)
+        .max(MIN_ATTEMPT_STATES);
     let local = Limits {
         deadline: Some(deadline),
         memory_limit: limits.memory_limit / 4,
         memory_used: &used,
+        max_states: attempt_states,
     };
     let original: HashMap<usize, Outcome> = ops.iter().map(|o| (o.id, o.outcome)).collect();
     let mut cur = ops;
     if shrink {
         cur = cut_prefix(cur, model, &local);
-        cur = relax(cur, model, &local);
+        // Observations first: dropping reads never makes the search harder, and with fewer
+        // readers, weakened writes are less often pinned into a pile of concurrent ops.
+        cur = relax(cur, model, &local, Relax::Observations);
+        cur = relax(cur, model, &local, Relax::Writes);
     }
-    explain(cur, &original, model, &local)
+    let explain_limits = Limits {
+        deadline: Some(Instant::now() + EXPLAIN_BUDGET),
+        memory_limit: limits.memory_limit / 4,
+        memory_used: &used,
+        max_states: attempt_states.saturating_mul(4),
+    };
+    explain(cur, &original, model, &explain_limits)
 }
 
 fn invalid(ops: &[Op], model: Model, limits: &Limits<'_>) -> bool {
@@ -101,23 +127,34 @@ fn cut_prefix(ops: Vec<Op>, model: Model, limits: &Limits<'_>) -> Vec<Op> {
     }
 }
 
-/// Apply one relaxation to an op; `None` drops it.
-fn relaxed(o: &Op) -> Option<Option<Op>> {
+/// Which relaxations a pass applies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Relax {
+    /// Drop reads, mismatched cas and failed ops.
+    Observations,
+    /// Turn completed writes, cas and appends into unknown ones.
+    Writes,
+}
+
+/// Apply one relaxation to an op; `None` when the pass has none for it, `Some(None)` drops it.
+fn relaxed(o: &Op, pass: Relax) -> Option<Option<Op>> {
     match (o.f, o.outcome) {
-        (Fun::Read, _) | (_, Outcome::Mismatch) | (_, Outcome::Fail) => Some(None),
-        (_, Outcome::Ok) => {
+        (Fun::Read, _) | (_, Outcome::Mismatch) | (_, Outcome::Fail) => {
+            (pass == Relax::Observations).then_some(None)
+        }
+        (_, Outcome::Ok) if pass == Relax::Writes => {
             let mut w = o.clone();
             w.outcome = Outcome::Info;
             Some(Some(w))
         }
         // Unknown writes stay: removing one would force "never happened".
-        (_, Outcome::Info) => None,
+        _ => None,
     }
 }
 
 /// Delta-debugging over relaxations: try relaxing chunks, halving the chunk size, keeping every
 /// change after which the history is still invalid.
-fn relax(mut ops: Vec<Op>, model: Model, limits: &Limits<'_>) -> Vec<Op> {
+fn relax(mut ops: Vec<Op>, model: Model, limits: &Limits<'_>, pass: Relax) -> Vec<Op> {
     let mut chunk = ops.len().div_ceil(2).max(1);
     loop {
         let mut i = 0;
@@ -129,7 +166,7 @@ fn relax(mut ops: Vec<Op>, model: Model, limits: &Limits<'_>) -> Vec<Op> {
             let mut trial: Vec<Op> = ops[..i].to_vec();
             let mut changed = false;
             for o in &ops[i..end] {
-                match relaxed(o) {
+                match relaxed(o, pass) {
                     Some(r) => {
                         changed = true;
                         trial.extend(r);
