@@ -11,8 +11,8 @@
 //!   per-key states.
 
 use crate::history::{Fun, Op, Outcome, Value};
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// The sequential specification a history is checked against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -35,7 +35,7 @@
 
 use super::model::{Action, Model, Space};
 use crate::history::{Fun, Op, Outcome};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// One operation as the search sees it.
 #[derive(Clone, Copy, Debug)]
@@ -78,7 +78,7 @@ pub(crate) struct Problem {
 /// Build the search problem for `ops` (all ops of one partition, any order).
 pub(crate) fn prepare(ops: &[&Op], model: Model) -> Problem {
     // Keys of this partition, in first-seen order.
-    let mut slots: HashMap<Option<&str>, usize> = HashMap::new();
+    let mut slots: HashMap<Option<&str>, usize> = HashMap::default();
     for o in ops {
         let n = slots.len();
         slots.entry(o.key.as_deref()).or_insert(n);
@@ -143,8 +143,8 @@ pub(crate) fn prepare(ops: &[&Op], model: Model) -> Problem {
         first_ok_observer_ret: Option<usize>,
         observed: bool,
     }
-    let mut facts: HashMap<(usize, u32), Facts> = HashMap::new();
-    let mut last_mismatch_ret: HashMap<usize, usize> = HashMap::new();
+    let mut facts: HashMap<(usize, u32), Facts> = HashMap::default();
+    let mut last_mismatch_ret: HashMap<usize, usize> = HashMap::default();
     let observe = |facts: &mut HashMap<(usize, u32), Facts>, slot, v, ok_ret: Option<usize>| {
         let f = facts.entry((slot, v)).or_default();
         f.observed = true;
