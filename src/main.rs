@@ -343,7 +343,10 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
                 r.exercised
                     .faults
                     .iter()
-                    .map(|(k, c)| format!("{k} x{}", c.installed))
+                    .map(|(k, c)| match (c.installed, c.skipped, c.failed) {
+                        (i, 0, 0) => format!("{k} x{i}"),
+                        (i, s, f) => format!("{k} x{i} ({s} skipped, {f} failed)"),
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             }

@@ -473,3 +473,82 @@ fn clean_removes_what_a_killed_run_left() {
         text(&o)
     );
 }
+
+#[test]
+fn a_nemesis_that_never_installs_a_fault_makes_the_run_unknown() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck")
+        || !require(netns_possible(), "netns mode needs root, ip and iptables")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Bridge partitions need 5 nodes: on 3 every one is skipped, so nothing was tested.
+    let nem = dir.path().join("bridge-only.toml");
+    std::fs::write(&nem, "faults = [\"partition\"]\npartitions = [\"bridge\"]\ninterval_secs = 1\nfault_secs = 1\nstart_after_secs = 0.5\n").expect("write");
+    let results = dir.path().join("results");
+    let o = raftcheck(
+        &[
+            "run",
+            "--nemesis",
+            nem.to_str().expect("utf8"),
+            "--time-limit",
+            "5",
+            "--quiet",
+            "--results",
+            results.to_str().expect("utf8"),
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let r = results_json(&results);
+    assert_eq!(r["verdict"], "unknown");
+    let reasons = r["reasons"].to_string();
+    assert!(reasons.contains("never installed"), "{reasons}");
+    assert!(
+        r["exercised"]["faults"]["partition bridge"]["skipped"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    );
+}
+
+#[test]
+fn too_few_ok_ops_makes_the_run_unknown() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = dir.path().join("greedy.toml");
+    std::fs::write(
+        &w,
+        "model = \"register\"\nmix = { read = 1, write = 1 }\nrate = 20\nmin_ok_ops = 1000000\n",
+    )
+    .expect("write");
+    let results = dir.path().join("results");
+    let o = raftcheck(
+        &[
+            "run",
+            "--workload",
+            w.to_str().expect("utf8"),
+            "--nemesis",
+            "none",
+            "--net",
+            "loopback",
+            "--time-limit",
+            "3",
+            "--quiet",
+            "--results",
+            results.to_str().expect("utf8"),
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let r = results_json(&results);
+    assert!(
+        r["reasons"].to_string().contains("min_ok_ops"),
+        "{:#}",
+        r["reasons"]
+    );
+}

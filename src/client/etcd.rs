@@ -454,17 +454,9 @@ impl Adapter for EtcdAdapter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::SocketAddr;
 
     fn eps() -> Vec<Endpoint> {
-        (0..3)
-            .map(|i| Endpoint {
-                index: i,
-                id: i as u64 + 1,
-                name: format!("n{}", i + 1),
-                addr: SocketAddr::from(([127, 0, 0, 1], 2379 + 10 * i as u16)),
-            })
-            .collect()
+        crate::client::test_endpoints(2379, 10)
     }
 
     #[test]

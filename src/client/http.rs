@@ -1189,14 +1189,7 @@ mod tests {
     use super::*;
 
     fn eps() -> Vec<Endpoint> {
-        (0..3)
-            .map(|i| Endpoint {
-                index: i,
-                id: i as u64 + 1,
-                name: format!("n{}", i + 1),
-                addr: SocketAddr::from(([127, 0, 0, 1], 7001 + i as u16)),
-            })
-            .collect()
+        crate::client::test_endpoints(7001, 1)
     }
 
     fn section(text: &str) -> toml::Value {

@@ -172,3 +172,16 @@ pub fn make(
         }
     })
 }
+
+/// Endpoints n1..n3 on 127.0.0.1 at `base`, `base + step`, ... for adapter unit tests.
+#[cfg(test)]
+pub(crate) fn test_endpoints(base: u16, step: u16) -> Vec<Endpoint> {
+    (0..3u16)
+        .map(|i| Endpoint {
+            index: i as usize,
+            id: i as u64 + 1,
+            name: format!("n{}", i + 1),
+            addr: SocketAddr::from(([127, 0, 0, 1], base + step * i)),
+        })
+        .collect()
+}
