@@ -9,6 +9,7 @@
 //! the run invalid (a finding), and a run that never installed a fault it was asked for, or
 //! recorded too few ok ops, says unknown rather than valid ("A run that tested nothing").
 
+pub mod invariants;
 pub mod monitor;
 pub mod nemesis_loop;
 
@@ -216,6 +217,9 @@ pub struct RunResults {
     pub leader_changes: Vec<LeaderChange>,
     /// Latency quantiles by function.
     pub latency_ms: BTreeMap<String, Quantiles>,
+    /// Raft invariants broken, as seen by the monitor (election safety, term monotonicity).
+    #[serde(default)]
+    pub invariants: Vec<invariants::Violation>,
     /// Keys the final phase could not read.
     pub unread_keys: Vec<Option<String>>,
     /// The checker's answer.
@@ -552,6 +556,8 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         }
     }
     let leader_changes = monitor::leader_changes(&dir.join("leaders.jsonl"));
+    let samples = invariants::read_samples(&dir.join("leaders.jsonl"));
+    let violations = invariants::check(&samples, &Default::default());
     exercised.leader_changes = leader_changes.len().saturating_sub(1);
 
     // 8. The run's verdict.
@@ -559,6 +565,13 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
     let mut reasons = Vec::new();
     if let Some(r) = &check.reason {
         reasons.push(format!("checker: {r}"));
+    }
+    for v in &violations {
+        verdict = verdict.merge(Verdict::Invalid);
+        reasons.push(format!(
+            "Raft invariant broken ({}): {}",
+            v.invariant, v.explanation
+        ));
     }
     for c in &crashes {
         verdict = verdict.merge(Verdict::Invalid);
@@ -616,6 +629,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         leader_changes,
         latency_ms: latency(&ops),
         unread_keys,
+        invariants: violations,
         check,
     };
     let path = dir.join("results.json");

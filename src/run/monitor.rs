@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// One line of leaders.jsonl.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Sample {
     /// Line number.
     pub index: u64,

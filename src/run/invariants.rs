@@ -1,0 +1,157 @@
+//! Raft invariants judged from what the monitor saw (leaders.jsonl), beside linearizability.
+//!
+//! - Election safety (Raft §5.2): at most one leader per term. Two samples in which different
+//!   nodes claim leadership in the same term are a violation, whenever they were taken.
+//! - Term monotonicity: a node's current term never goes back, across restarts too, because
+//!   term and vote are persisted before they are acted on. A sample with a lower term than an
+//!   earlier sample of the same node catches a server that forgets its persisted term. The check
+//!   restarts for a node whose data dir the harness wiped (`wiped` gives the time of each wipe).
+//!
+//! What it cannot see: the monitor samples every 100 ms, so a leader that exists for less than
+//! that between two samples, or a term that rises and falls between samples, can be missed; a
+//! node that is paused or cut off from the harness is not sampled at all.
+
+use super::monitor::Sample;
+use crate::client::Role;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// One broken invariant, with the two samples that show it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Violation {
+    /// `election-safety` or `term-monotonicity`.
+    pub invariant: String,
+    /// A sentence.
+    pub explanation: String,
+    /// The earlier sample.
+    pub first: Sample,
+    /// The later sample.
+    pub second: Sample,
+}
+
+/// Read leaders.jsonl (unreadable lines skipped: the file may end mid-line after a crash).
+pub fn read_samples(path: &Path) -> Vec<Sample> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Check both invariants; at most one violation of each kind per (term) or (node) is reported.
+pub fn check(samples: &[Sample], wiped: &HashMap<String, Vec<u64>>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut leader_of_term: HashMap<u64, &Sample> = HashMap::new();
+    let mut reported_terms = std::collections::HashSet::new();
+    let mut last: HashMap<&str, &Sample> = HashMap::new();
+    let mut reported_nodes = std::collections::HashSet::new();
+    for s in samples {
+        if s.role == Role::Leader {
+            match leader_of_term.get(&s.term) {
+                Some(first) if first.node != s.node && reported_terms.insert(s.term) => {
+                    out.push(Violation {
+                        invariant: "election-safety".into(),
+                        explanation: format!(
+                            "two leaders in term {}: {} (at {:.3} s) and {} (at {:.3} s)",
+                            s.term,
+                            first.node,
+                            first.time as f64 / 1e9,
+                            s.node,
+                            s.time as f64 / 1e9
+                        ),
+                        first: (*first).clone(),
+                        second: s.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    leader_of_term.insert(s.term, s);
+                }
+            }
+        }
+        if let Some(prev) = last.get(s.node.as_str()) {
+            let wiped_between = wiped
+                .get(&s.node)
+                .is_some_and(|ts| ts.iter().any(|&t| t > prev.time && t <= s.time));
+            if s.term < prev.term && !wiped_between && reported_nodes.insert(s.node.clone()) {
+                out.push(Violation {
+                    invariant: "term-monotonicity".into(),
+                    explanation: format!(
+                        "{}'s term went back from {} (at {:.3} s) to {} (at {:.3} s): it forgot its persisted term",
+                        s.node,
+                        prev.term,
+                        prev.time as f64 / 1e9,
+                        s.term,
+                        s.time as f64 / 1e9
+                    ),
+                    first: (*prev).clone(),
+                    second: s.clone(),
+                });
+            }
+        }
+        last.insert(s.node.as_str(), s);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(time: u64, node: &str, role: Role, term: u64) -> Sample {
+        Sample {
+            index: 0,
+            time,
+            node: node.into(),
+            role,
+            term,
+            leader: None,
+        }
+    }
+
+    #[test]
+    fn two_leaders_in_one_term_is_a_violation_even_far_apart() {
+        let v = check(
+            &[
+                s(1, "n1", Role::Leader, 3),
+                s(2, "n2", Role::Follower, 3),
+                s(9_000_000_000, "n2", Role::Leader, 3),
+            ],
+            &HashMap::new(),
+        );
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].invariant, "election-safety");
+        assert_eq!(v[0].first.node, "n1");
+    }
+
+    #[test]
+    fn successive_leaders_in_rising_terms_are_fine() {
+        let v = check(
+            &[
+                s(1, "n1", Role::Leader, 3),
+                s(2, "n2", Role::Leader, 4),
+                s(3, "n1", Role::Follower, 4),
+                s(4, "n1", Role::Leader, 4),
+            ],
+            &HashMap::new(),
+        );
+        assert_eq!(v.len(), 1, "n1 and n2 both lead term 4: {v:?}");
+        let v = check(
+            &[s(1, "n1", Role::Leader, 3), s(2, "n1", Role::Leader, 3)],
+            &HashMap::new(),
+        );
+        assert!(v.is_empty());
+    }
+
+    #[test]
+    fn a_term_that_goes_back_is_caught_unless_the_node_was_wiped() {
+        let samples = [s(1, "n3", Role::Follower, 7), s(5, "n3", Role::Follower, 2)];
+        let v = check(&samples, &HashMap::new());
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].invariant, "term-monotonicity");
+        let mut wiped = HashMap::new();
+        wiped.insert("n3".to_string(), vec![3]);
+        assert!(check(&samples, &wiped).is_empty());
+    }
+}
