@@ -8,6 +8,7 @@
 //! - [`workload`]: workload specs, the seeded op generator, client workers, the history recorder.
 //! - [`nemesis`]: fault specs, grudges (partitions as data), the seeded fault schedule.
 //! - [`run`]: one run end to end: nodes, workers, nemesis, monitor, final phase, verdict.
+//! - [`matrix`]: the bug-detection matrix (bug switches vs. controls, several seeds each).
 //! - [`report`]: results.json, the terminal summary, results directories.
 //!
 //! The binary (`src/main.rs`) only parses flags, calls into these modules and maps the verdict
@@ -17,6 +18,7 @@ pub mod checker;
 pub mod client;
 pub mod cluster;
 pub mod history;
+pub mod matrix;
 pub mod nemesis;
 pub mod report;
 pub mod run;

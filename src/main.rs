@@ -33,6 +33,8 @@ enum Cmd {
     Check(CheckArgs),
     /// Run a test: start a cluster, drive clients while the nemesis injects faults, check.
     Run(Box<RunArgs>),
+    /// Run the bug-detection matrix: every raftkv bug switch and the controls, several seeds.
+    Matrix(MatrixArgs),
     /// Remove what interrupted runs left behind: node processes, namespaces, links, rules.
     Clean,
     /// Convert a history between JSONL and Jepsen EDN (format chosen by the output's extension).
@@ -96,6 +98,37 @@ struct RunArgs {
     quiet: bool,
 }
 
+#[derive(Args)]
+struct MatrixArgs {
+    /// Matrix spec.
+    #[arg(long, default_value = "matrix.toml")]
+    spec: PathBuf,
+    /// Only these rows (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    rows: Vec<String>,
+    /// Only the CI-sized subset (rows with ci = true).
+    #[arg(long)]
+    ci: bool,
+    /// Seeds per row.
+    #[arg(long, default_value_t = 10)]
+    seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
+    /// Override every row's fault-phase seconds.
+    #[arg(long, value_parser = parse_positive)]
+    time_limit: Option<f64>,
+    /// Where runs are stored.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// Append each run's line (seed, commit, verdict, time to first violation) to this table.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Summarise an existing table instead of running (e.g. docs/matrix/runs.jsonl).
+    #[arg(long)]
+    summarise: Option<PathBuf>,
+}
+
 fn parse_positive(s: &str) -> Result<f64, String> {
     parse_seconds(s).map(|d| d.as_secs_f64())
 }
@@ -155,6 +188,7 @@ fn main() -> ExitCode {
         Cmd::Check(args) => cmd_check(args),
         Cmd::Run(args) => cmd_run(*args),
         Cmd::Clean => cmd_clean().map(|_| 0),
+        Cmd::Matrix(args) => cmd_matrix(args),
         Cmd::Convert { input, output } => cmd_convert(&input, &output).map(|_| 0),
     };
     match result {
@@ -397,6 +431,51 @@ fn signal_hook_stream() -> Result<signal_hook::iterator::Signals> {
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])?)
+}
+
+fn cmd_matrix(args: MatrixArgs) -> Result<i32> {
+    use raftcheck::matrix::{self, MatrixOptions, MatrixSpec};
+    let spec_path = if args.spec.is_file() {
+        args.spec.clone()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(&args.spec)
+    };
+    let spec = MatrixSpec::load(&spec_path)?;
+    let out = args.results.join("matrix").join(report::timestamp());
+    let records = match &args.summarise {
+        Some(table) => matrix::read_table(table),
+        None => {
+            let interrupt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            matrix::run_matrix(
+                &spec,
+                &MatrixOptions {
+                    rows: args.rows.clone(),
+                    ci: args.ci,
+                    seeds: args.seeds,
+                    first_seed: args.first_seed,
+                    time_limit: args.time_limit,
+                    results_root: args.results.clone(),
+                    record: args.record.clone(),
+                    interrupt,
+                },
+            )?
+        }
+    };
+    let rows = matrix::write_summary(&out, &spec, &records, args.ci)?;
+    let ran: Vec<_> = rows.into_iter().filter(|r| r.runs > 0).collect();
+    print!("{}", matrix::markdown(&ran));
+    println!("matrix: {}", out.display());
+    let failed: Vec<&str> = ran
+        .iter()
+        .filter(|r| !r.pass)
+        .map(|r| r.row.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(0)
+    } else {
+        eprintln!("raftcheck matrix: targets not met: {}", failed.join(", "));
+        Ok(1)
+    }
 }
 
 fn cmd_clean() -> Result<()> {

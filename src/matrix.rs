@@ -1,0 +1,484 @@
+//! The bug-detection matrix: proof that the harness finds what it is meant to find.
+//!
+//! A matrix spec (`matrix.toml`) lists rows: a raftkv bug switch with the workload and nemesis
+//! chosen to expose it (expected: invalid), and controls, the correct raftkv and etcd (expected:
+//! never invalid). `raftcheck matrix` runs every row with several seeds, appends one line per run
+//! (seed, commit, verdict, time to first violation) to a committed JSONL table so the README's
+//! figures can be reproduced row by row, and writes the summary as markdown and JSON.
+
+use crate::checker::Verdict;
+use crate::cluster::spec::{load_toml, SpecError};
+use crate::run::{self, RunOptions, RunResults};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One row of the matrix spec.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Row {
+    /// Row name, e.g. `stale-read` or `control-raftkv-3`.
+    pub name: String,
+    /// Cluster spec.
+    #[serde(default = "raftkv")]
+    pub cluster: String,
+    /// raftkv bug switch, if any.
+    #[serde(default)]
+    pub bug: Option<String>,
+    /// Workload spec.
+    pub workload: String,
+    /// Nemesis spec.
+    pub nemesis: String,
+    /// Node count.
+    #[serde(default)]
+    pub nodes: Option<usize>,
+    /// Fault-phase seconds per run.
+    #[serde(default = "sixty")]
+    pub time_limit: f64,
+    /// "invalid" for bug rows, "valid" for controls.
+    pub expect: Verdict,
+    /// Why this workload and nemesis expose the bug (shown in the README table).
+    pub why: String,
+    /// Part of the CI-sized subset.
+    #[serde(default)]
+    pub ci: bool,
+}
+
+fn raftkv() -> String {
+    "raftkv".into()
+}
+fn sixty() -> f64 {
+    60.0
+}
+
+/// The matrix spec file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixSpec {
+    /// Rows.
+    pub row: Vec<Row>,
+}
+
+impl MatrixSpec {
+    /// Load a matrix spec.
+    pub fn load(path: &Path) -> Result<MatrixSpec, SpecError> {
+        let m: MatrixSpec = load_toml(path)?;
+        for r in &m.row {
+            if r.expect == Verdict::Unknown {
+                return Err(SpecError::Invalid {
+                    path: path.to_path_buf(),
+                    field: format!("row {}: expect", r.name),
+                    msg: "must be valid or invalid".into(),
+                });
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// One run of one row: a line of the committed table.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RunRecord {
+    /// Row name.
+    pub row: String,
+    /// Seed.
+    pub seed: u64,
+    /// git commit of the harness, if known.
+    pub commit: String,
+    /// When it ran (UTC).
+    pub date: String,
+    /// Verdict, or `None` when the run could not be carried out.
+    pub verdict: Option<Verdict>,
+    /// Exit code (2 for a run error).
+    pub exit_code: i32,
+    /// Seconds from the run start to the first violation seen, for invalid runs.
+    pub first_violation_secs: Option<f64>,
+    /// Fault-phase length.
+    pub duration_secs: f64,
+    /// One line: the first counterexample or invariant violation, or the error.
+    pub finding: Option<String>,
+    /// The run's results dir.
+    pub dir: String,
+}
+
+/// A row's figures over its runs.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RowSummary {
+    /// Row name.
+    pub row: String,
+    /// Expected verdict.
+    pub expect: Verdict,
+    /// Runs.
+    pub runs: usize,
+    /// Invalid verdicts.
+    pub invalid: usize,
+    /// Unknown verdicts.
+    pub unknown: usize,
+    /// Runs that could not be carried out.
+    pub errors: usize,
+    /// Median time to the first violation over invalid runs, seconds.
+    pub median_first_violation_secs: Option<f64>,
+    /// The finding of one failing run.
+    pub example: Option<String>,
+    /// Whether the row meets its target (bugs: found in >= 90% of runs; controls: never invalid).
+    pub pass: bool,
+    /// Why the workload/nemesis exposes the bug.
+    pub why: String,
+}
+
+/// The earliest evidence in a run: the unplaced op of each counterexample, or the later sample
+/// of an invariant violation.
+pub fn first_violation(r: &RunResults) -> Option<(f64, String)> {
+    let mut found: Vec<(u64, String)> = Vec::new();
+    for k in &r.check.keys {
+        if let Some(c) = &k.counterexample {
+            let at = c
+                .ops
+                .iter()
+                .find(|o| Some(o.id) == c.unplaced)
+                .or_else(|| {
+                    c.ops
+                        .iter()
+                        .max_by_key(|o| o.ret_time.unwrap_or(o.call_time))
+                })
+                .map(|o| o.ret_time.unwrap_or(o.call_time));
+            if let Some(t) = at {
+                let key = k
+                    .key
+                    .as_deref()
+                    .map(|k| format!("key {k}: "))
+                    .unwrap_or_default();
+                found.push((t, format!("{key}{}", c.explanation)));
+            }
+        }
+    }
+    for v in &r.invariants {
+        found.push((v.second.time, v.explanation.clone()));
+    }
+    for c in &r.crashes {
+        found.push((u64::MAX, format!("node {} crashed ({})", c.node, c.status)));
+    }
+    found.into_iter().min_by_key(|(t, _)| *t).map(|(t, s)| {
+        (
+            if t == u64::MAX {
+                f64::NAN
+            } else {
+                t as f64 / 1e9
+            },
+            s,
+        )
+    })
+}
+
+/// Summarise the runs of each row, in spec order. A bug row passes when it was found in at
+/// least 90% of its runs, or (`found_once`, the CI subset with its two seeds) in at least one.
+pub fn summarise(spec: &MatrixSpec, records: &[RunRecord], found_once: bool) -> Vec<RowSummary> {
+    spec.row
+        .iter()
+        .map(|row| {
+            let mine: Vec<&RunRecord> = records.iter().filter(|r| r.row == row.name).collect();
+            let count = |v: Verdict| mine.iter().filter(|r| r.verdict == Some(v)).count();
+            let invalid = count(Verdict::Invalid);
+            let mut times: Vec<f64> = mine
+                .iter()
+                .filter(|r| r.verdict == Some(Verdict::Invalid))
+                .filter_map(|r| r.first_violation_secs)
+                .filter(|t| t.is_finite())
+                .collect();
+            times.sort_by(f64::total_cmp);
+            let median = (!times.is_empty()).then(|| times[times.len() / 2]);
+            let runs = mine.len();
+            let pass = match row.expect {
+                Verdict::Invalid if found_once => invalid >= 1,
+                Verdict::Invalid => runs > 0 && invalid * 10 >= runs * 9,
+                _ => runs > 0 && invalid == 0,
+            };
+            RowSummary {
+                row: row.name.clone(),
+                expect: row.expect,
+                runs,
+                invalid,
+                unknown: count(Verdict::Unknown),
+                errors: mine.iter().filter(|r| r.verdict.is_none()).count(),
+                median_first_violation_secs: median,
+                example: mine
+                    .iter()
+                    .find(|r| r.verdict == Some(Verdict::Invalid))
+                    .and_then(|r| r.finding.clone()),
+                pass,
+                why: row.why.clone(),
+            }
+        })
+        .collect()
+}
+
+/// The summary as a markdown table.
+pub fn markdown(rows: &[RowSummary]) -> String {
+    let mut out = String::from(
+        "| row | expect | runs | invalid | unknown | median time to violation | target met | example finding |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let ex = r
+            .example
+            .as_deref()
+            .map(|e| e.replace('|', "\\|"))
+            .map(|e| {
+                if e.len() > 140 {
+                    format!("{}…", &e[..e.floor_char_boundary(140)])
+                } else {
+                    e
+                }
+            })
+            .unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.row,
+            r.expect.name(),
+            r.runs,
+            r.invalid,
+            r.unknown,
+            r.median_first_violation_secs
+                .map_or("-".into(), |t| format!("{t:.1} s")),
+            if r.pass { "yes" } else { "NO" },
+            ex
+        ));
+    }
+    out
+}
+
+/// How to run the matrix.
+#[derive(Clone, Debug)]
+pub struct MatrixOptions {
+    /// Rows to run (all when empty).
+    pub rows: Vec<String>,
+    /// Only rows marked `ci`.
+    pub ci: bool,
+    /// Seeds per row.
+    pub seeds: u64,
+    /// First seed.
+    pub first_seed: u64,
+    /// Override every row's time limit.
+    pub time_limit: Option<f64>,
+    /// Results root for the runs.
+    pub results_root: PathBuf,
+    /// Append each run to this JSONL table.
+    pub record: Option<PathBuf>,
+    /// Set by Ctrl-C.
+    pub interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Run the selected rows; returns every run's record.
+pub fn run_matrix(
+    spec: &MatrixSpec,
+    opts: &MatrixOptions,
+) -> Result<Vec<RunRecord>, std::io::Error> {
+    let commit = git_commit();
+    let mut records = Vec::new();
+    let mut table = match &opts.record {
+        Some(p) => {
+            if let Some(d) = p.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            )
+        }
+        None => None,
+    };
+    let rows: Vec<&Row> = spec
+        .row
+        .iter()
+        .filter(|r| !opts.ci || r.ci)
+        .filter(|r| opts.rows.is_empty() || opts.rows.contains(&r.name))
+        .collect();
+    for row in rows {
+        for s in 0..opts.seeds {
+            if opts.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(records);
+            }
+            let seed = opts.first_seed + s;
+            eprintln!("raftcheck matrix: {} seed {seed}", row.name);
+            let ro = RunOptions {
+                cluster: row.cluster.clone(),
+                workload: row.workload.clone(),
+                nemesis: row.nemesis.clone(),
+                time_limit: Some(opts.time_limit.unwrap_or(row.time_limit)),
+                concurrency: None,
+                rate: None,
+                nodes: row.nodes,
+                seed,
+                node_args: row.bug.iter().map(|b| format!("--bug={b}")).collect(),
+                results_root: opts.results_root.clone(),
+                net: run::NetChoice::Auto,
+                subnet: None,
+                keep_data: false,
+                check_time_limit: Some(120.0),
+                progress: false,
+                command: format!(
+                    "raftcheck run --cluster {} --workload {} --nemesis {}{}{} --time-limit {} --seed {seed}",
+                    row.cluster,
+                    row.workload,
+                    row.nemesis,
+                    row.nodes.map(|n| format!(" --nodes {n}")).unwrap_or_default(),
+                    row.bug.as_deref().map(|b| format!(" --node-arg=--bug={b}")).unwrap_or_default(),
+                    opts.time_limit.unwrap_or(row.time_limit),
+                ),
+                interrupt: opts.interrupt.clone(),
+            };
+            let rec = match run::run(&ro) {
+                Ok(out) => {
+                    let fv = first_violation(&out.results);
+                    RunRecord {
+                        row: row.name.clone(),
+                        seed,
+                        commit: commit.clone(),
+                        date: chrono::Utc::now().to_rfc3339(),
+                        verdict: Some(out.verdict),
+                        exit_code: out.exit_code,
+                        first_violation_secs: fv
+                            .as_ref()
+                            .map(|(t, _)| *t)
+                            .filter(|t| t.is_finite()),
+                        duration_secs: out.results.duration_secs,
+                        finding: fv
+                            .map(|(_, s)| s)
+                            .or_else(|| out.results.reasons.first().cloned()),
+                        dir: out.dir.display().to_string(),
+                    }
+                }
+                Err(e) => RunRecord {
+                    row: row.name.clone(),
+                    seed,
+                    commit: commit.clone(),
+                    date: chrono::Utc::now().to_rfc3339(),
+                    verdict: None,
+                    exit_code: 2,
+                    first_violation_secs: None,
+                    duration_secs: 0.0,
+                    finding: Some(format!("run error: {e}")),
+                    dir: String::new(),
+                },
+            };
+            eprintln!(
+                "raftcheck matrix: {} seed {seed}: {}{}",
+                row.name,
+                rec.verdict.map_or("error", |v| v.name()),
+                rec.first_violation_secs
+                    .map(|t| format!(" (first violation at {t:.1} s)"))
+                    .unwrap_or_default()
+            );
+            if let Some(f) = table.as_mut() {
+                serde_json::to_writer(&mut *f, &rec).map_err(std::io::Error::other)?;
+                f.write_all(b"\n")?;
+                f.flush()?;
+            }
+            records.push(rec);
+        }
+    }
+    Ok(records)
+}
+
+/// Read a committed run table (JSONL), skipping lines that do not parse.
+pub fn read_table(path: &Path) -> Vec<RunRecord> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Write matrix.md and matrix.json for a set of records into `dir`.
+pub fn write_summary(
+    dir: &Path,
+    spec: &MatrixSpec,
+    records: &[RunRecord],
+    found_once: bool,
+) -> std::io::Result<Vec<RowSummary>> {
+    let rows = summarise(spec, records, found_once);
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("matrix.md"), markdown(&rows))?;
+    let mut by_row: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
+    for r in records {
+        by_row.entry(&r.row).or_default().push(r);
+    }
+    crate::report::write_json(
+        &dir.join("matrix.json"),
+        &serde_json::json!({ "rows": rows, "runs": by_row }),
+    )?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(row: &str, v: Option<Verdict>, t: Option<f64>) -> RunRecord {
+        RunRecord {
+            row: row.into(),
+            seed: 1,
+            commit: "x".into(),
+            date: String::new(),
+            verdict: v,
+            exit_code: v.map_or(2, Verdict::exit_code),
+            first_violation_secs: t,
+            duration_secs: 10.0,
+            finding: t.map(|_| "stale read".into()),
+            dir: String::new(),
+        }
+    }
+
+    #[test]
+    fn targets_are_judged_per_row() {
+        let spec: MatrixSpec = toml::from_str(
+            "[[row]]\nname = \"bug\"\nworkload = \"register\"\nnemesis = \"none\"\nexpect = \"invalid\"\nwhy = \"w\"\n\
+             [[row]]\nname = \"ctl\"\nworkload = \"register\"\nnemesis = \"none\"\nexpect = \"valid\"\nwhy = \"w\"\n",
+        )
+        .unwrap();
+        let mut recs: Vec<RunRecord> = (0..9)
+            .map(|i| rec("bug", Some(Verdict::Invalid), Some(i as f64)))
+            .collect();
+        recs.push(rec("bug", Some(Verdict::Valid), None));
+        recs.push(rec("ctl", Some(Verdict::Valid), None));
+        recs.push(rec("ctl", Some(Verdict::Unknown), None));
+        let s = summarise(&spec, &recs, false);
+        assert!(s[0].pass, "9 of 10 meets the target");
+        assert_eq!(s[0].median_first_violation_secs, Some(4.0));
+        assert!(s[1].pass);
+        assert_eq!(s[1].unknown, 1);
+        recs.push(rec("ctl", Some(Verdict::Invalid), Some(1.0)));
+        recs.push(rec("bug", Some(Verdict::Valid), None));
+        let s = summarise(&spec, &recs, false);
+        assert!(!s[0].pass && !s[1].pass);
+        assert!(markdown(&s).contains("| NO |"));
+        assert!(summarise(&spec, &recs, true)[0].pass, "found at least once");
+    }
+
+    #[test]
+    fn shipped_matrix_loads_and_names_real_specs() {
+        let m =
+            MatrixSpec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("matrix.toml")).unwrap();
+        for r in &m.row {
+            crate::cluster::spec::resolve("cluster", "clusters", &r.cluster).unwrap();
+            crate::cluster::spec::resolve("workload", "workloads", &r.workload).unwrap();
+            crate::cluster::spec::resolve("nemesis", "nemesis", &r.nemesis).unwrap();
+        }
+        assert!(m.row.iter().any(|r| r.ci && r.expect == Verdict::Invalid));
+        assert!(m.row.iter().any(|r| r.ci && r.expect == Verdict::Valid));
+    }
+}
