@@ -17,7 +17,7 @@ use super::model::Model;
 use super::prepare::prepare;
 use super::search::{search, Limits, Outcome as SearchOutcome, Stats};
 use super::Counterexample;
-use crate::history::{Fun, Op, Outcome};
+use crate::history::{brief, Fun, Op, Outcome};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
@@ -234,13 +234,14 @@ fn explain(
             let explanation = match d.stuck.map(|s| &ops[p.ops[s as usize].orig]) {
                 Some(op) => format!(
                     "after {} ops linearize, the state is {}; op {} ({} {} by process {}) \
-                     has returned but cannot take effect in that state or any other order",
+                     has returned but cannot take effect in that state or any other order{}",
                     d.linearized.len(),
-                    state,
+                    brief(&state),
                     op.id,
                     op.f.name(),
-                    op.value,
-                    op.process
+                    brief(&op.value),
+                    op.process,
+                    list_difference(&state, &op.value)
                 ),
                 None => "no order of these ops is legal for the model".to_string(),
             };
@@ -263,5 +264,66 @@ fn explain(
             candidates: vec![],
             explanation: "the search ran out of budget while explaining this key".into(),
         },
+    }
+}
+
+/// For a list read that the state does not explain, where the two first differ.
+fn list_difference(state: &serde_json::Value, read: &serde_json::Value) -> String {
+    let (Some(a), Some(b)) = (state.as_array(), read.as_array()) else {
+        return String::new();
+    };
+    let missing: Vec<String> = a
+        .iter()
+        .filter(|x| !b.contains(x))
+        .take(5)
+        .map(|x| x.to_string())
+        .collect();
+    let extra: Vec<String> = b
+        .iter()
+        .filter(|x| !a.contains(x))
+        .take(5)
+        .map(|x| x.to_string())
+        .collect();
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!("the read lacks {}", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        parts.push(format!(
+            "the read has {} that no legal order appended yet",
+            extra.join(", ")
+        ));
+    }
+    if parts.is_empty() {
+        if let Some(i) = a.iter().zip(b).position(|(x, y)| x != y) {
+            parts.push(format!(
+                "the order differs at position {i}: {} vs {}",
+                a[i], b[i]
+            ));
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn long_lists_are_abbreviated_and_differences_named() {
+        let state = json!([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        let read = json!([1, 2, 3, 4, 5, 6, 7, 8, 10]);
+        assert_eq!(brief(&state), "a list of 10 ending [..., 7, 8, 9, 10]");
+        assert_eq!(list_difference(&state, &read), " (the read lacks 9)");
+        assert_eq!(
+            list_difference(&json!([1, 2]), &json!([2, 1])),
+            " (the order differs at position 0: 1 vs 2)"
+        );
+        assert_eq!(list_difference(&json!(1), &json!(2)), "");
     }
 }

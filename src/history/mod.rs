@@ -373,6 +373,24 @@ fn validate_invoke(e: &Event) -> Result<(), String> {
     }
 }
 
+/// A value short enough for one line: long lists show their length and last few elements.
+pub fn brief(v: &Value) -> String {
+    match v.as_array() {
+        Some(items) if items.len() > 8 => {
+            let tail: Vec<String> = items[items.len() - 4..]
+                .iter()
+                .map(|x| x.to_string())
+                .collect();
+            format!(
+                "a list of {} ending [..., {}]",
+                items.len(),
+                tail.join(", ")
+            )
+        }
+        _ => v.to_string(),
+    }
+}
+
 /// Turn ops back into events in real-time order (used for export and for tests).
 pub fn unpair(ops: &[Op]) -> Vec<Event> {
     let mut evs: Vec<(usize, Event)> = Vec::with_capacity(ops.len() * 2);

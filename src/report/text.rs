@@ -57,7 +57,7 @@ pub fn details(r: &CheckResult) -> String {
 
 fn describe(o: &Op) -> String {
     match (o.f, o.outcome) {
-        (Fun::Read, Outcome::Ok) => format!("read -> {}", o.value),
+        (Fun::Read, Outcome::Ok) => format!("read -> {}", crate::history::brief(&o.value)),
         (Fun::Read, _) => "read".to_string(),
         (Fun::Cas, _) => match o.value.as_array().map(|a| a.as_slice()) {
             Some([a, b]) => format!("cas {a} -> {b}"),
