@@ -19,7 +19,12 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let spec = WorkloadSpec {
             model: "kv".into(),
-            mix: Mix { read: 2, write: 1, cas: 1, append: 0 },
+            mix: Mix {
+                read: 2,
+                write: 1,
+                cas: 1,
+                append: 0,
+            },
             keys: 10,
             key_distribution: KeyDist::Uniform,
             concurrency,
@@ -45,7 +50,14 @@ fn main() {
             let mut tasks = Vec::new();
             for i in 0..concurrency {
                 let g = Generator::new(&spec, 1, i);
-                tasks.push(tokio::spawn(worker(ctx.clone(), g, i, concurrency, Duration::ZERO, until)));
+                tasks.push(tokio::spawn(worker(
+                    ctx.clone(),
+                    g,
+                    i,
+                    concurrency,
+                    Duration::ZERO,
+                    until,
+                )));
             }
             let mut total = 0;
             for t in tasks {
@@ -55,7 +67,9 @@ fn main() {
         });
         history.finish().expect("flush");
         let secs = start.elapsed().as_secs_f64();
-        let bytes = std::fs::metadata(dir.path().join("history.jsonl")).map(|m| m.len()).unwrap_or(0);
+        let bytes = std::fs::metadata(dir.path().join("history.jsonl"))
+            .map(|m| m.len())
+            .unwrap_or(0);
         println!(
             "null adapter, concurrency {concurrency}: {ops} ops in {secs:.2} s = {:.0} ops/s recorded \
              ({} events, {:.1} MiB of history), ok {}",

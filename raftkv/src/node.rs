@@ -152,6 +152,9 @@ impl Node {
                 cfg.leader_stickiness = false;
             }
             Some(Bug::LeaderLocalRead) => cfg.check_quorum = false,
+            // Pre-vote keeps a node's term from rising without a leader's entry soon after, so
+            // a restart would almost never send the term back: it masks forgotten terms.
+            Some(Bug::ForgetVote) => cfg.pre_vote = false,
             _ => {}
         }
         let (kv, last_applied) = match &loaded.snapshot {
