@@ -52,6 +52,9 @@ pub enum Target {
     Majority,
     /// Every node.
     All,
+    /// A majority first, the rest half-way through the fault: the survivors run alone for a
+    /// while (campaigning, raising their terms) and then crash too, as in a rolling power loss.
+    Staggered,
 }
 
 /// Shapes of network partition.
@@ -309,6 +312,8 @@ pub fn resolve_target(
         Target::Minority => pick(((n - 1) / 2).max(1)),
         Target::Majority => pick(n / 2 + 1),
         Target::All => pick(n),
+        // The first step; the nemesis kills the rest later.
+        Target::Staggered => pick(n / 2 + 1),
     }
 }
 

@@ -2,7 +2,7 @@
 //! with the nodes involved and an outcome (installed / skipped / failed) to nemesis.jsonl.
 
 use crate::cluster::supervisor::Cluster;
-use crate::nemesis::{grudge, resolve_target, Action, FaultKind, Planned};
+use crate::nemesis::{grudge, resolve_target, Action, FaultKind, Planned, Target};
 use crate::workload::recorder::JsonlSink;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -119,7 +119,18 @@ impl Nemesis {
             if !self.sleep_until(p.start).await {
                 break;
             }
-            let active = self.inject(p.action, &mut rng).await;
+            let mut active = self.inject(p.action, &mut rng).await;
+            let staggered = matches!(
+                p.action,
+                Action::Kill {
+                    target: Target::Staggered
+                }
+            );
+            if staggered && self.sleep_until((p.start + p.end) / 2.0).await {
+                if let Some(a) = active.as_mut() {
+                    self.kill_the_rest(a).await;
+                }
+            }
             let _ = self.sleep_until(p.end).await;
             if let Some(a) = active {
                 self.heal(a).await;
@@ -139,7 +150,7 @@ impl Nemesis {
         match action {
             Action::Kill { target } | Action::Pause { target } => {
                 let nodes = resolve_target(target, n, leader, rng);
-                let reason = (target == crate::nemesis::Target::Leader && leader.is_none())
+                let reason = (target == Target::Leader && leader.is_none())
                     .then(|| "no leader known: chose a random node".to_string());
                 let ns = nodes.clone();
                 let res = tokio::task::spawn_blocking(move || {
@@ -205,6 +216,33 @@ impl Nemesis {
                 Some(Active { kind, label, nodes })
             }
         }
+    }
+
+    /// Second step of a staggered kill: the nodes the first step left running.
+    async fn kill_the_rest(&self, a: &mut Active) {
+        let rest: Vec<usize> = (0..self.cluster.len())
+            .filter(|i| !a.nodes.contains(i))
+            .collect();
+        let cluster = self.cluster.clone();
+        let r2 = rest.clone();
+        let res =
+            tokio::task::spawn_blocking(move || r2.iter().try_for_each(|&i| cluster.kill(i))).await;
+        let err = match res {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        let outcome = if err.is_none() { "installed" } else { "failed" };
+        self.record(
+            "start",
+            FaultKind::Kill,
+            &format!("{} (rest)", a.label),
+            &rest,
+            None,
+            outcome,
+            err,
+        );
+        a.nodes.extend(rest);
     }
 
     async fn heal(&self, a: Active) {
