@@ -552,3 +552,37 @@ fn too_few_ok_ops_makes_the_run_unknown() {
         r["reasons"]
     );
 }
+
+/// Regression: the first run's end-of-phase stop leaked into the next run through the shared
+/// Ctrl-C flag, so the second run of --test-count (and of the matrix) issued no ops.
+#[test]
+fn test_count_runs_every_run_in_full() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("results");
+    let o = raftcheck(
+        &[
+            "run",
+            "--nemesis",
+            "none",
+            "--net",
+            "loopback",
+            "--time-limit",
+            "3",
+            "--test-count",
+            "2",
+            "--quiet",
+            "--results",
+            results.to_str().expect("utf8"),
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let runs: Vec<&str> = out.lines().filter(|l| l.starts_with("VALID")).collect();
+    assert_eq!(runs.len(), 2, "{}", text(&o));
+    assert!(!out.contains("interrupted"), "{}", text(&o));
+}

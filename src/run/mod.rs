@@ -389,7 +389,9 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
     let nemesis_log = JsonlSink::create(&dir.join("nemesis.jsonl"), start).map_err(io(&dir))?;
     let leaders_log = JsonlSink::create(&dir.join("leaders.jsonl"), start).map_err(io(&dir))?;
     let counters = Arc::new(Counters::default());
-    let stop = opts.interrupt.clone();
+    // This run's own stop flag: set when the fault phase ends, or when the user interrupts
+    // (`opts.interrupt` outlives the run and is shared by every run of --test-count/matrix).
+    let stop = Arc::new(AtomicBool::new(false));
     let ctx = Arc::new(Ctx {
         adapter: adapter.clone(),
         history: history.clone(),
@@ -409,6 +411,17 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
     let outcome = rt.block_on(async {
         let mon_stop = Arc::new(AtomicBool::new(false));
         let mon_task = tokio::spawn(monitor::run(mon.clone(), mon_stop.clone()));
+        let watch = {
+            let (interrupt, stop) = (opts.interrupt.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    if interrupt.load(Ordering::Relaxed) {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        };
         let nem = nemesis_loop::Nemesis {
             cluster: cluster.clone(),
             monitor: mon.clone(),
@@ -446,11 +459,12 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         for w in workers {
             let _ = w.await;
         }
-        let interrupted = stop.load(Ordering::Relaxed);
+        let interrupted = opts.interrupt.load(Ordering::Relaxed);
         let phase = start.elapsed();
         // The nemesis heals its current fault when told to stop.
         stop.store(true, Ordering::Relaxed);
         let _ = nem_task.await;
+        let _ = watch.await;
         progress::finish(bar, "final phase: healing, restarting, reading every key");
 
         // 6. Final phase.
