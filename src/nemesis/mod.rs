@@ -73,6 +73,16 @@ pub enum PartitionKind {
     Bridge,
 }
 
+impl PartitionKind {
+    /// The smallest cluster the shape makes sense on.
+    pub fn min_nodes(self) -> usize {
+        match self {
+            PartitionKind::MajorityRing | PartitionKind::Bridge => 5,
+            _ => 2,
+        }
+    }
+}
+
 /// A named nemesis (`nemesis/*.toml`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +109,10 @@ pub struct NemesisSpec {
     /// Healthy time before the first fault.
     #[serde(default = "default_start")]
     pub start_after_secs: f64,
+    /// Faults injected together, e.g. `[["kill", "partition"], ["pause", "partition"]]`; each
+    /// scheduled fault takes the next combination (empty: one kind at a time).
+    #[serde(default)]
+    pub combinations: Vec<Vec<FaultKind>>,
 }
 
 fn default_targets() -> Vec<Target> {
@@ -151,6 +165,21 @@ impl NemesisSpec {
         if !(0.0..=1.0).contains(&s.jitter) {
             return Err(bad("jitter", "must be between 0 and 1".into()));
         }
+        for c in &s.combinations {
+            let distinct: BTreeSet<&FaultKind> = c.iter().collect();
+            if c.is_empty() || distinct.len() != c.len() {
+                return Err(bad(
+                    "combinations",
+                    format!("{c:?}: each needs distinct kinds"),
+                ));
+            }
+            if c.contains(&FaultKind::Kill) && c.contains(&FaultKind::Pause) {
+                return Err(bad(
+                    "combinations",
+                    "kill and pause would fight over the same nodes".into(),
+                ));
+            }
+        }
         if s.start_after_secs < 0.0 {
             return Err(bad("start_after_secs", "must be >= 0".into()));
         }
@@ -160,11 +189,22 @@ impl NemesisSpec {
     /// Whether the spec names partitions itself (as opposed to through "all").
     pub fn names_partition(&self) -> bool {
         self.faults.iter().any(|f| f == "partition")
+            || self
+                .combinations
+                .iter()
+                .flatten()
+                .any(|k| *k == FaultKind::Partition)
     }
 
     /// The fault kinds to use in a mode that does (or does not) support partitions.
     pub fn kinds(&self, partitions_supported: bool) -> Vec<FaultKind> {
-        let mut k = BTreeSet::new();
+        let mut k: BTreeSet<FaultKind> = self
+            .combinations
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|&x| partitions_supported || x != FaultKind::Partition)
+            .collect();
         for f in &self.faults {
             match f.as_str() {
                 "kill" => {
@@ -233,14 +273,14 @@ impl Action {
 }
 
 /// One fault in the schedule: start and end offsets from the start of the fault phase.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Planned {
     /// Seconds from the start of the run.
     pub start: f64,
     /// Seconds from the start of the run (heal).
     pub end: f64,
-    /// What to do.
-    pub action: Action,
+    /// What to do: one action, or several at once for a combination (kill + partition).
+    pub actions: Vec<Action>,
 }
 
 fn jittered(rng: &mut ChaCha8Rng, mean: f64, jitter: f64) -> f64 {
@@ -253,12 +293,46 @@ fn jittered(rng: &mut ChaCha8Rng, mean: f64, jitter: f64) -> f64 {
 /// The seeded schedule: alternate healthy and faulty periods until `duration` seconds, the
 /// last heal at least one interval before the end so the cluster settles before the final
 /// phase. Kinds rotate so each requested kind appears early.
-pub fn schedule(spec: &NemesisSpec, kinds: &[FaultKind], seed: u64, duration: f64) -> Vec<Planned> {
+///
+/// Partition shapes that need more nodes than `nodes` are left out of the draw (the run logs
+/// them as skipped once), unless no listed shape fits, in which case they are drawn and each
+/// is logged skipped, and the run reports that it never installed a partition.
+pub fn schedule(
+    spec: &NemesisSpec,
+    kinds: &[FaultKind],
+    seed: u64,
+    duration: f64,
+    nodes: usize,
+) -> Vec<Planned> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x004E_454D_4553_4953);
     let mut out = Vec::new();
     if kinds.is_empty() {
         return out;
     }
+    // Each step injects one group of kinds at once: the spec's combinations, else one kind.
+    let groups: Vec<Vec<FaultKind>> = if spec.combinations.is_empty() {
+        kinds.iter().map(|&k| vec![k]).collect()
+    } else {
+        spec.combinations
+            .iter()
+            .filter(|c| c.iter().all(|k| kinds.contains(k)))
+            .cloned()
+            .collect()
+    };
+    if groups.is_empty() {
+        return out;
+    }
+    let fitting: Vec<PartitionKind> = spec
+        .partitions
+        .iter()
+        .copied()
+        .filter(|&p| p.min_nodes() <= nodes)
+        .collect();
+    let shapes = if fitting.is_empty() {
+        spec.partitions.clone()
+    } else {
+        fitting
+    };
     let mut t = spec.start_after_secs;
     let mut i = 0usize;
     // Bounded: at most one fault per 10 ms of run and at most 100,000 faults.
@@ -267,23 +341,26 @@ pub fn schedule(spec: &NemesisSpec, kinds: &[FaultKind], seed: u64, duration: f6
         if t + len > duration - 0.5 {
             break;
         }
-        let kind = kinds[i % kinds.len()];
+        let group = &groups[i % groups.len()];
         i += 1;
-        let action = match kind {
-            FaultKind::Kill => Action::Kill {
-                target: spec.targets[rng.gen_range(0..spec.targets.len())],
-            },
-            FaultKind::Pause => Action::Pause {
-                target: spec.targets[rng.gen_range(0..spec.targets.len())],
-            },
-            FaultKind::Partition => Action::Partition {
-                shape: spec.partitions[rng.gen_range(0..spec.partitions.len())],
-            },
-        };
+        let actions = group
+            .iter()
+            .map(|kind| match kind {
+                FaultKind::Kill => Action::Kill {
+                    target: spec.targets[rng.gen_range(0..spec.targets.len())],
+                },
+                FaultKind::Pause => Action::Pause {
+                    target: spec.targets[rng.gen_range(0..spec.targets.len())],
+                },
+                FaultKind::Partition => Action::Partition {
+                    shape: shapes[rng.gen_range(0..shapes.len())],
+                },
+            })
+            .collect();
         out.push(Planned {
             start: t,
             end: t + len,
-            action,
+            actions,
         });
         t += len + jittered(&mut rng, spec.interval_secs, spec.jitter).max(0.01);
     }
@@ -388,21 +465,60 @@ mod tests {
             fault_secs: 2.0,
             jitter: 0.3,
             start_after_secs: 1.0,
+            combinations: vec![],
         }
+    }
+
+    #[test]
+    fn combinations_inject_their_kinds_together() {
+        let mut s = spec();
+        s.combinations = vec![
+            vec![FaultKind::Kill, FaultKind::Partition],
+            vec![FaultKind::Pause, FaultKind::Partition],
+        ];
+        let kinds = s.kinds(true);
+        let plan = schedule(&s, &kinds, 5, 30.0, 3);
+        assert!(plan.len() >= 3);
+        assert_eq!(
+            plan[0].actions.iter().map(|a| a.kind()).collect::<Vec<_>>(),
+            vec![FaultKind::Kill, FaultKind::Partition]
+        );
+        assert_eq!(
+            plan[1].actions.iter().map(|a| a.kind()).collect::<Vec<_>>(),
+            vec![FaultKind::Pause, FaultKind::Partition]
+        );
+        // Without partitions (loopback) no combination that needs one is scheduled.
+        assert!(schedule(&s, &s.kinds(false), 5, 30.0, 3).is_empty());
+        assert!(s.names_partition());
     }
 
     #[test]
     fn same_seed_same_schedule_and_faults_alternate_with_heals() {
         let kinds = spec().kinds(true);
-        let a = schedule(&spec(), &kinds, 9, 30.0);
-        assert_eq!(a, schedule(&spec(), &kinds, 9, 30.0));
-        assert_ne!(a, schedule(&spec(), &kinds, 10, 30.0));
+        let a = schedule(&spec(), &kinds, 9, 30.0, 3);
+        assert_eq!(a, schedule(&spec(), &kinds, 9, 30.0, 3));
+        assert_ne!(a, schedule(&spec(), &kinds, 10, 30.0, 3));
         assert!(a.len() >= 5, "{a:?}");
         for w in a.windows(2) {
             assert!(w[0].end < w[1].start, "faults overlap: {w:?}");
         }
         assert!(a.last().unwrap().end <= 29.5);
-        let seen: BTreeSet<FaultKind> = a.iter().map(|p| p.action.kind()).collect();
+        let shapes: BTreeSet<String> = a
+            .iter()
+            .flat_map(|p| p.actions.iter())
+            .filter(|x| x.kind() == FaultKind::Partition)
+            .map(|x| x.label())
+            .collect();
+        assert!(
+            shapes
+                .iter()
+                .all(|l| !l.contains("ring") && !l.contains("bridge")),
+            "{shapes:?}"
+        );
+        let seen: BTreeSet<FaultKind> = a
+            .iter()
+            .flat_map(|p| p.actions.iter().map(|x| x.kind()))
+            .collect();
         assert_eq!(seen.len(), 3);
     }
 
@@ -459,7 +575,17 @@ mod tests {
 
     #[test]
     fn shipped_nemeses_load() {
-        for name in ["none", "kill", "pause", "partition", "all"] {
+        for name in [
+            "none",
+            "kill",
+            "pause",
+            "partition",
+            "all",
+            "combined",
+            "kill-fast",
+            "isolate-leader",
+            "isolate-random",
+        ] {
             let p = crate::cluster::spec::resolve("nemesis", "nemesis", name).unwrap();
             NemesisSpec::load(&p).unwrap();
         }

@@ -402,7 +402,40 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         stop: stop.clone(),
     });
     let duration = Duration::from_secs_f64(wspec.duration_secs);
-    let plan = crate::nemesis::schedule(&nspec, &kinds, opts.seed, wspec.duration_secs);
+    let plan =
+        crate::nemesis::schedule(&nspec, &kinds, opts.seed, wspec.duration_secs, cspec.nodes);
+    if kinds.contains(&FaultKind::Partition) {
+        // Shapes this cluster is too small for are reported skipped once, up front.
+        for shape in nspec
+            .partitions
+            .iter()
+            .filter(|p| p.min_nodes() > cspec.nodes)
+        {
+            if plan
+                .iter()
+                .flat_map(|p| &p.actions)
+                .any(|a| *a == crate::nemesis::Action::Partition { shape: *shape })
+            {
+                continue; // drawn anyway (nothing else fits): skipped when it fires
+            }
+            let label = crate::nemesis::Action::Partition { shape: *shape }.label();
+            nemesis_log.append(|index, time| nemesis_loop::NemesisEvent {
+                index,
+                time,
+                event: "start".into(),
+                fault: FaultKind::Partition,
+                label: label.clone(),
+                nodes: vec![],
+                grudge: None,
+                outcome: "skipped".into(),
+                reason: Some(format!(
+                    "{label} needs at least {} nodes; this cluster has {}",
+                    shape.min_nodes(),
+                    cspec.nodes
+                )),
+            });
+        }
+    }
     let mon = Arc::new(monitor::Monitor::new(
         cluster.clone(),
         adapter.clone(),

@@ -119,20 +119,31 @@ impl Nemesis {
             if !self.sleep_until(p.start).await {
                 break;
             }
-            let mut active = self.inject(p.action, &mut rng).await;
-            let staggered = matches!(
-                p.action,
-                Action::Kill {
-                    target: Target::Staggered
+            let mut active = Vec::new();
+            for &action in &p.actions {
+                if let Some(a) = self.inject(action, &mut rng).await {
+                    active.push((action, a));
                 }
-            );
-            if staggered && self.sleep_until((p.start + p.end) / 2.0).await {
-                if let Some(a) = active.as_mut() {
-                    self.kill_the_rest(a).await;
+            }
+            let half = (p.start + p.end) / 2.0;
+            let staggered = |x: &Action| {
+                matches!(
+                    x,
+                    Action::Kill {
+                        target: Target::Staggered
+                    }
+                )
+            };
+            if active.iter().any(|(x, _)| staggered(x)) && self.sleep_until(half).await {
+                for (x, a) in active.iter_mut() {
+                    if staggered(x) {
+                        self.kill_the_rest(a).await;
+                    }
                 }
             }
             let _ = self.sleep_until(p.end).await;
-            if let Some(a) = active {
+            // Heal in reverse order of injection.
+            while let Some((_, a)) = active.pop() {
                 self.heal(a).await;
             }
             if self.stop.load(Ordering::Relaxed) {
