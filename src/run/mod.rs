@@ -545,6 +545,9 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         s.finish().map_err(io(&dir))?;
     }
     drop(rt);
+    // The monitor holds the last other reference to the cluster; with it gone, dropping the
+    // cluster tears the network down.
+    drop(mon);
     match Arc::try_unwrap(cluster) {
         Ok(c) => drop(c),
         Err(c) => {
