@@ -33,6 +33,11 @@ enum Cmd {
     Check(CheckArgs),
     /// Run a test: start a cluster, drive clients while the nemesis injects faults, check.
     Run(Box<RunArgs>),
+    /// Re-render the report (report.html, PNG plots) of a finished run directory.
+    Report {
+        /// A run's results directory (the one holding results.json).
+        run_dir: PathBuf,
+    },
     /// Run the bug-detection matrix: every raftkv bug switch and the controls, several seeds.
     Matrix(MatrixArgs),
     /// Remove what interrupted runs left behind: node processes, namespaces, links, rules.
@@ -96,6 +101,9 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Also write a JUnit XML file for CI systems (one test case per run, per key if invalid).
+    #[arg(long, value_name = "PATH")]
+    junit: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -189,6 +197,7 @@ fn main() -> ExitCode {
         Cmd::Run(args) => cmd_run(*args),
         Cmd::Clean => cmd_clean().map(|_| 0),
         Cmd::Matrix(args) => cmd_matrix(args),
+        Cmd::Report { run_dir } => cmd_report(&run_dir).map(|_| 0),
         Cmd::Convert { input, output } => cmd_convert(&input, &output).map(|_| 0),
     };
     match result {
@@ -205,29 +214,40 @@ fn read_ops(path: &Path, edn_mismatch: bool) -> Result<Vec<history::Op>> {
     Ok(history::pair(&events, &src)?)
 }
 
-fn check_one(path: &Path, args: &CheckArgs, opts: &CheckOptions) -> HistoryCheck {
+fn check_one(
+    path: &Path,
+    args: &CheckArgs,
+    opts: &CheckOptions,
+) -> (HistoryCheck, Option<Vec<history::Op>>) {
     let file = path.display().to_string();
     let checked = read_ops(path, args.edn_fail_cas_is_mismatch).and_then(|ops| {
         let counts = report::op_counts(&ops);
         let r = checker::check(&ops, opts).with_context(|| file.clone())?;
-        Ok((counts, r))
+        Ok((counts, r, ops))
     });
-    match checked {
-        Ok((op_counts, r)) => HistoryCheck {
-            file,
-            verdict: Some(r.verdict),
-            error: None,
-            op_counts,
-            check: Some(r),
-        },
-        Err(e) => HistoryCheck {
-            file,
-            verdict: None,
-            error: Some(format!("{e:#}")),
-            op_counts: Default::default(),
-            check: None,
-        },
-    }
+    let (h, ops) = match checked {
+        Ok((op_counts, r, ops)) => (
+            HistoryCheck {
+                file,
+                verdict: Some(r.verdict),
+                error: None,
+                op_counts,
+                check: Some(r),
+            },
+            Some(ops),
+        ),
+        Err(e) => (
+            HistoryCheck {
+                file,
+                verdict: None,
+                error: Some(format!("{e:#}")),
+                op_counts: Default::default(),
+                check: None,
+            },
+            None,
+        ),
+    };
+    (h, ops)
 }
 
 fn cmd_check(args: CheckArgs) -> Result<i32> {
@@ -239,8 +259,12 @@ fn cmd_check(args: CheckArgs) -> Result<i32> {
         shrink: !args.no_shrink,
     };
     let mut histories = Vec::new();
+    let mut ops_by_file = std::collections::BTreeMap::new();
     for path in &args.files {
-        let h = check_one(path, &args, &opts);
+        let (h, ops) = check_one(path, &args, &opts);
+        if let Some(ops) = ops {
+            ops_by_file.insert(h.file.clone(), ops);
+        }
         if !args.json {
             match (&h.check, &h.error) {
                 (Some(r), _) => {
@@ -289,6 +313,7 @@ fn cmd_check(args: CheckArgs) -> Result<i32> {
             );
         }
         println!("results: {}", results.display());
+        println!("report: {}", out.join("report.html").display());
     }
     // Bad input wins: the user must fix the invocation before any verdict means anything.
     Ok(if errors { 2 } else { verdict.exit_code() })
@@ -318,6 +343,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
         });
     }
     let mut worst: Option<i32> = None;
+    let mut finished: Vec<(PathBuf, run::RunResults)> = Vec::new();
     let command: Vec<String> = std::env::args().collect();
     for i in 0..args.test_count {
         let seed = args.seed.map(|s| s + i as u64).unwrap_or_else(rand_seed);
@@ -389,8 +415,15 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
         for reason in &r.reasons {
             println!("  {reason}");
         }
-        println!("results: {}", out.dir.display());
+        println!("report: {}", out.dir.join("report.html").display());
         let code = out.exit_code;
+        finished.push((out.dir.clone(), out.results));
+        if let Some(path) = &args.junit {
+            let runs: Vec<(&Path, &run::RunResults)> =
+                finished.iter().map(|(d, r)| (d.as_path(), r)).collect();
+            report::write_junit(path, &runs)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
         worst = Some(match worst {
             None => code,
             Some(w) => worse(w, code),
@@ -476,6 +509,26 @@ fn cmd_matrix(args: MatrixArgs) -> Result<i32> {
         eprintln!("raftcheck matrix: targets not met: {}", failed.join(", "));
         Ok(1)
     }
+}
+
+fn cmd_report(dir: &Path) -> Result<()> {
+    if !dir.join("results.json").is_file() {
+        bail!("{}: not a run directory (no results.json)", dir.display());
+    }
+    for p in report::render_run(dir)? {
+        println!("wrote {}", p.display());
+    }
+    // results/<cluster-workload-nemesis>/<timestamp>/ -> results/
+    if let Some(root) = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.parent()?.parent().map(Path::to_path_buf))
+    {
+        if root.join("latest").exists() || root.file_name().is_some_and(|n| n == "results") {
+            println!("wrote {}", report::write_index(&root)?.display());
+        }
+    }
+    Ok(())
 }
 
 fn cmd_clean() -> Result<()> {

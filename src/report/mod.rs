@@ -3,7 +3,16 @@
 //! Everything a run or a check tells the user goes through here, so the terminal, the JSON and
 //! (later) the HTML report say the same thing.
 
+pub mod html;
+pub mod index;
+pub mod junit;
+pub mod plots;
 pub mod text;
+
+pub use html::{render_check, render_run, ReportError};
+pub use index::write_index;
+pub use junit::write_junit;
+pub use plots::{unavailability, Unavailability};
 
 use crate::checker::{CheckResult, Verdict};
 use crate::history::{Op, Outcome};

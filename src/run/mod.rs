@@ -217,6 +217,9 @@ pub struct RunResults {
     pub leader_changes: Vec<LeaderChange>,
     /// Latency quantiles by function.
     pub latency_ms: BTreeMap<String, Quantiles>,
+    /// For each leader change, how long acknowledged writes stopped; median and max.
+    #[serde(default)]
+    pub unavailability: crate::report::Unavailability,
     /// Raft invariants broken, as seen by the monitor (election safety, term monotonicity).
     #[serde(default)]
     pub invariants: Vec<invariants::Violation>,
@@ -655,6 +658,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
     if interrupted {
         reasons.push("interrupted by Ctrl-C: the fault phase was cut short".into());
     }
+    let unavailability = crate::report::unavailability(&ops, &leader_changes);
     let results = RunResults {
         verdict,
         reasons,
@@ -678,12 +682,20 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         exercised,
         leader_changes,
         latency_ms: latency(&ops),
+        unavailability,
         unread_keys,
         invariants: violations,
         check,
     };
     let path = dir.join("results.json");
     report::write_json(&path, &results).map_err(io(&path))?;
+    // The report is for people; failing to draw it never changes the verdict.
+    if let Err(e) = report::render_run(&dir) {
+        eprintln!("raftcheck: warning: could not render the report: {e}");
+    }
+    if let Err(e) = report::write_index(&opts.results_root) {
+        eprintln!("raftcheck: warning: could not write the results index: {e}");
+    }
     Ok(RunOutcome {
         verdict,
         exit_code: verdict.exit_code(),

@@ -1,0 +1,1276 @@
+//! The PNG plots of a report (latency.png, rate.png, leader-changes.png) and the
+//! unavailability figures around leader changes.
+//!
+//! Two halves, kept apart on purpose: pure functions turn a run's ops, fault log and leader
+//! changes into [`PlotData`] (points, shaded fault intervals, leader-change lines, throughput
+//! buckets, windows around each change), which the golden tests pin down; the `draw_*`
+//! functions only paint that data with plotters. Anything a reader could argue about (which
+//! fault interval, which bucket, which op counts as "after" a change) is decided in the first
+//! half, where a test can see it.
+//!
+//! Text is rendered with plotters' `ab_glyph` backend from a font compiled into the binary
+//! (assets/fonts/DejaVuSans.ttf, Bitstream Vera licence), so a plot reads the same on a CI
+//! machine with no fonts installed (DESIGN.md "Known traps").
+
+use super::html::ReportError;
+use crate::history::{Fun, Op, Outcome};
+use crate::nemesis::FaultKind;
+use crate::run::nemesis_loop::NemesisEvent;
+use crate::run::LeaderChange;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// DejaVu Sans, bundled so that PNG text renders without system fonts.
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+/// The family name every plot asks for; the bundled font is registered under it.
+const FAMILY: &str = "sans-serif";
+
+/// At most this many latency points are drawn per plot. Past it, ok ops are thinned by a fixed
+/// stride (fail and info ops are always kept: they are the interesting ones), so a long run
+/// still draws in bounded time and the PNG stays small.
+pub const MAX_POINTS: usize = 60_000;
+
+/// The window drawn around each leader change, seconds relative to the change.
+pub const WINDOW: (f64, f64) = (-2.0, 4.0);
+
+/// Throughput bucket of the leader-change window, seconds.
+pub const WINDOW_BUCKET: f64 = 0.2;
+
+/// At most this many leader-change windows are drawn (the first ones); the HTML lists all.
+pub const MAX_WINDOWS: usize = 24;
+
+/// Register the bundled font once per process; every drawing function calls this first.
+fn ensure_font() -> Result<(), String> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        plotters::style::register_font(FAMILY, FontStyle::Normal, FONT)
+            .map_err(|_| "the bundled font assets/fonts/DejaVuSans.ttf is not a valid font".into())
+    })
+    .clone()
+}
+
+/// How an op ended, as plots show it: a mismatched cas is a fail (it changed nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// Took effect.
+    Ok,
+    /// Certainly changed nothing.
+    Fail,
+    /// Unknown (timeout, lost connection).
+    Info,
+}
+
+impl Class {
+    /// The class of an op's outcome.
+    pub fn of(o: Outcome) -> Class {
+        match o {
+            Outcome::Ok => Class::Ok,
+            Outcome::Fail | Outcome::Mismatch => Class::Fail,
+            Outcome::Info => Class::Info,
+        }
+    }
+
+    /// Lower-case name, as in the history file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Ok => "ok",
+            Class::Fail => "fail",
+            Class::Info => "info",
+        }
+    }
+}
+
+/// One op on a latency plot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencyPoint {
+    /// Invocation time, seconds since the run started (or since the leader change, in a
+    /// window), as Jepsen's latency plots place ops.
+    pub t: f64,
+    /// Call to completion, milliseconds. An info op's is the time until the client gave up.
+    pub ms: f64,
+    /// The function (the point's colour).
+    pub f: Fun,
+    /// The outcome (the point's marker).
+    pub class: Class,
+}
+
+/// A fault in force: shaded behind every point, coloured by kind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultInterval {
+    /// The fault kind (the shading colour).
+    pub kind: FaultKind,
+    /// The nemesis's label, e.g. "kill leader".
+    pub label: String,
+    /// Nodes hit.
+    pub nodes: Vec<String>,
+    /// Seconds since the run started, when the fault was installed.
+    pub start: f64,
+    /// When it was healed; the end of the plot if nemesis.jsonl has no heal for it.
+    pub end: f64,
+    /// True when no heal was logged (the run was cut short, or the heal failed).
+    pub unhealed: bool,
+}
+
+/// A vertical line at an observed leader change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaderLine {
+    /// Seconds since the run started, when the monitor first saw the new leader.
+    pub t: f64,
+    /// The new leader.
+    pub node: String,
+    /// Its term.
+    pub term: u64,
+    /// The label drawn at the top of the line, e.g. "n2 t3".
+    pub label: String,
+}
+
+/// Throughput of one (f, outcome) pair, bucketed by completion time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RateSeries {
+    /// The function (the line's colour).
+    pub f: Fun,
+    /// The outcome (the line's dash style).
+    pub class: Class,
+    /// (bucket midpoint in seconds, ops per second), every bucket including empty ones, so a
+    /// stall shows as a drop to zero.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Latency and ok throughput around one leader change, times relative to the change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChangeWindow {
+    /// The change.
+    pub change: LeaderLine,
+    /// Ops invoked within [`WINDOW`] of the change.
+    pub points: Vec<LatencyPoint>,
+    /// (bucket midpoint, ok ops per second completed in the bucket), [`WINDOW_BUCKET`] wide.
+    pub ok_rate: Vec<(f64, f64)>,
+}
+
+/// Everything the three plots draw, computed without drawing (golden-tested).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlotData {
+    /// End of the x axis, seconds: the latest time seen in any of the inputs.
+    pub end: f64,
+    /// Latency points, in op order (thinned past [`MAX_POINTS`]).
+    pub points: Vec<LatencyPoint>,
+    /// Ops that had a completion time, before thinning: `points.len()` of them are drawn.
+    pub total_points: usize,
+    /// Width of a throughput bucket, seconds.
+    pub bucket: f64,
+    /// Throughput series, by f then outcome.
+    pub rate: Vec<RateSeries>,
+    /// Faults in force, in start order.
+    pub faults: Vec<FaultInterval>,
+    /// Fault starts that installed nothing (skipped or failed): listed, not shaded.
+    pub not_installed: Vec<String>,
+    /// The leader found at start (the first entry of the run's leader changes): not a change.
+    pub initial_leader: Option<LeaderLine>,
+    /// Every later leader change.
+    pub leaders: Vec<LeaderLine>,
+    /// A window around each leader change (the first [`MAX_WINDOWS`]).
+    pub windows: Vec<ChangeWindow>,
+}
+
+const NS: f64 = 1e9;
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / NS
+}
+
+/// Round seconds to whole nanoseconds: bucket midpoints computed in floating point carry
+/// noise (0.30000000000000004) that means nothing and would make golden files brittle.
+fn round_ns(t: f64) -> f64 {
+    (t * NS).round() / NS
+}
+
+fn latency_ms(o: &Op) -> Option<f64> {
+    o.ret_time
+        .map(|r| r.saturating_sub(o.call_time) as f64 / 1e6)
+}
+
+/// Latency points of every op that completed, thinning ok ops past `max` by a fixed stride.
+/// Returns the points and how many there were before thinning.
+pub fn latency_points(ops: &[Op], max: usize) -> (Vec<LatencyPoint>, usize) {
+    let all: Vec<LatencyPoint> = ops
+        .iter()
+        .filter_map(|o| {
+            latency_ms(o).map(|ms| LatencyPoint {
+                t: secs(o.call_time),
+                ms,
+                f: o.f,
+                class: Class::of(o.outcome),
+            })
+        })
+        .collect();
+    let total = all.len();
+    if total <= max {
+        return (all, total);
+    }
+    let notable = all.iter().filter(|p| p.class != Class::Ok).count();
+    let ok = total - notable;
+    let room = max.saturating_sub(notable).max(1);
+    let stride = ok.div_ceil(room).max(1);
+    let mut seen_ok = 0usize;
+    let kept = all
+        .into_iter()
+        .filter(|p| {
+            if p.class != Class::Ok {
+                return true;
+            }
+            seen_ok += 1;
+            (seen_ok - 1).is_multiple_of(stride)
+        })
+        .collect();
+    (kept, total)
+}
+
+/// A round bucket width giving about 40–60 buckets over `end` seconds.
+pub fn bucket_width(end: f64) -> f64 {
+    const NICE: [f64; 12] = [
+        0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 300.0,
+    ];
+    let raw = end / 60.0;
+    NICE.iter().copied().find(|&w| w >= raw).unwrap_or(600.0)
+}
+
+/// Throughput by f and outcome, in buckets of `bucket` seconds by completion time, up to `end`.
+/// Ops that never completed are not counted (they have no completion time).
+pub fn rate_series(ops: &[Op], end: f64, bucket: f64) -> Vec<RateSeries> {
+    let n = ((end / bucket).ceil() as usize).clamp(1, 100_000);
+    let mut counts: BTreeMap<(Fun, Class), Vec<u32>> = BTreeMap::new();
+    for o in ops {
+        let Some(r) = o.ret_time else { continue };
+        let i = ((secs(r) / bucket) as usize).min(n - 1);
+        counts
+            .entry((o.f, Class::of(o.outcome)))
+            .or_insert_with(|| vec![0; n])[i] += 1;
+    }
+    counts
+        .into_iter()
+        .map(|((f, class), c)| RateSeries {
+            f,
+            class,
+            points: c
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| {
+                    // The last bucket ends at `end`, usually part-way: divide by the part
+                    // covered, or the plot shows a drop that did not happen.
+                    let start = i as f64 * bucket;
+                    let width = if i + 1 == n {
+                        (end - start).clamp(bucket / 4.0, bucket)
+                    } else {
+                        bucket
+                    };
+                    (round_ns(start + width / 2.0), k as f64 / width)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Fault intervals from nemesis.jsonl: each installed start is closed by the next stop of the
+/// same fault kind and label (or, for a later step of an action such as a staggered kill's
+/// "(rest)", the stop of the action it belongs to); a start with no stop lasts until `end`. Starts that were skipped
+/// or failed are returned separately as "label: outcome" lines (nothing was in force).
+pub fn fault_intervals(events: &[NemesisEvent], end: f64) -> (Vec<FaultInterval>, Vec<String>) {
+    let mut out: Vec<FaultInterval> = Vec::new();
+    let mut not_installed = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    for e in events {
+        match (e.event.as_str(), e.outcome.as_str()) {
+            ("start", "installed") => {
+                open.push(out.len());
+                out.push(FaultInterval {
+                    kind: e.fault,
+                    label: e.label.clone(),
+                    nodes: e.nodes.clone(),
+                    start: secs(e.time),
+                    end,
+                    unhealed: true,
+                });
+            }
+            ("start", outcome) => not_installed.push(format!(
+                "{:.3} s {}: {}{}",
+                secs(e.time),
+                e.label,
+                outcome,
+                e.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            )),
+            ("stop", _) => {
+                // A heal ends every open interval it heals: those of the same kind with its
+                // label, and the later steps of the same action, which the nemesis labels
+                // "<label> (...)" (a staggered kill's "kill staggered (rest)"). A heal that
+                // failed still ends them: the fault log says it failed.
+                let step = format!("{} (", e.label);
+                let mut k = 0;
+                while k < open.len() {
+                    let iv = &mut out[open[k]];
+                    if iv.kind == e.fault && (iv.label == e.label || iv.label.starts_with(&step)) {
+                        iv.end = secs(e.time).max(iv.start);
+                        iv.unhealed = e.outcome != "healed";
+                        open.remove(k);
+                    } else {
+                        k += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (out, not_installed)
+}
+
+fn line(c: &LeaderChange) -> LeaderLine {
+    LeaderLine {
+        t: secs(c.time),
+        node: c.node.clone(),
+        term: c.term,
+        label: format!("{} t{}", c.node, c.term),
+    }
+}
+
+/// Leader-change lines: the first entry of a run's leader changes is the leader found at start
+/// (see `run::monitor::leader_changes`), returned apart; every later entry is a change.
+pub fn leader_lines(changes: &[LeaderChange]) -> (Option<LeaderLine>, Vec<LeaderLine>) {
+    let initial = changes.first().map(line);
+    let rest = changes.iter().skip(1).map(line).collect();
+    (initial, rest)
+}
+
+/// Latency points and ok throughput in [`WINDOW`] around each change (times relative to it).
+pub fn change_windows(ops: &[Op], changes: &[LeaderLine]) -> Vec<ChangeWindow> {
+    let (lo, hi) = WINDOW;
+    let n = ((hi - lo) / WINDOW_BUCKET).round() as usize;
+    let per_window = MAX_POINTS / changes.len().clamp(1, MAX_WINDOWS);
+    changes
+        .iter()
+        .take(MAX_WINDOWS)
+        .map(|c| {
+            let mut ok = vec![0u32; n];
+            let mut pts = Vec::new();
+            for o in ops {
+                let Some(r) = o.ret_time else { continue };
+                let t = secs(o.call_time) - c.t;
+                if (lo..hi).contains(&t) {
+                    if let Some(ms) = latency_ms(o) {
+                        pts.push(LatencyPoint {
+                            t,
+                            ms,
+                            f: o.f,
+                            class: Class::of(o.outcome),
+                        });
+                    }
+                }
+                let rt = secs(r) - c.t;
+                if o.outcome == Outcome::Ok && (lo..hi).contains(&rt) {
+                    let i = (((rt - lo) / WINDOW_BUCKET) as usize).min(n - 1);
+                    ok[i] += 1;
+                }
+            }
+            if pts.len() > per_window {
+                let stride = pts.len().div_ceil(per_window);
+                let mut i = 0usize;
+                pts.retain(|p| {
+                    i += 1;
+                    p.class != Class::Ok || (i - 1).is_multiple_of(stride)
+                });
+            }
+            ChangeWindow {
+                change: c.clone(),
+                points: pts,
+                ok_rate: ok
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &k)| {
+                        (
+                            round_ns(lo + (i as f64 + 0.5) * WINDOW_BUCKET),
+                            k as f64 / WINDOW_BUCKET,
+                        )
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// All plot data of a run: ops (paired history), nemesis.jsonl events, leader changes.
+pub fn plot_data(ops: &[Op], events: &[NemesisEvent], changes: &[LeaderChange]) -> PlotData {
+    let latest = ops
+        .iter()
+        .flat_map(|o| [Some(o.call_time), o.ret_time])
+        .flatten()
+        .chain(events.iter().map(|e| e.time))
+        .chain(changes.iter().map(|c| c.time))
+        .max()
+        .unwrap_or(0);
+    let end = secs(latest).max(0.001);
+    let (points, total_points) = latency_points(ops, MAX_POINTS);
+    let bucket = bucket_width(end);
+    let (faults, not_installed) = fault_intervals(events, end);
+    let (initial_leader, leaders) = leader_lines(changes);
+    let windows = change_windows(ops, &leaders);
+    PlotData {
+        end,
+        points,
+        total_points,
+        bucket,
+        rate: rate_series(ops, end, bucket),
+        faults,
+        not_installed,
+        initial_leader,
+        leaders,
+        windows,
+    }
+}
+
+/// Unavailability around one leader change: how long no write was acknowledged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnavailableWindow {
+    /// When the monitor first saw the new leader, ns since the run started.
+    pub time: u64,
+    /// The new leader.
+    pub node: String,
+    /// Its term.
+    pub term: u64,
+    /// Completion time (ns) of the last acknowledged write, cas or append at or before the
+    /// change; `None` if there was none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ok_before: Option<u64>,
+    /// Completion time (ns) of the first acknowledged write, cas or append after the change;
+    /// `None` if there was none (the cluster never took a write again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_ok_after: Option<u64>,
+    /// `first_ok_after - last_ok_before` in milliseconds, when both exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms: Option<f64>,
+}
+
+/// The unavailability figures of a run (DESIGN.md: results.json carries "the leader-change
+/// unavailability windows"), what a user of a Raft store asks first: how long are writes
+/// refused when the leader goes away?
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Unavailability {
+    /// One entry per leader change (the initial leader excluded), in order.
+    pub windows: Vec<UnavailableWindow>,
+    /// Median of the measured windows (those with both ends), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_ms: Option<f64>,
+    /// Longest measured window, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<f64>,
+}
+
+/// For each leader change, the time from the last acknowledged (ok) write-ish op (write, cas,
+/// append) completed at or before it to the first completed after it; plus median and max.
+///
+/// `changes` is a run's `leader_changes`: its first entry is the leader found at start, not a
+/// change, and is skipped. Writes are what a leader change interrupts (a Raft read may be
+/// served by a lease or ReadIndex on the old leader, or fail over sooner), so only they count;
+/// reads would hide the gap. The change time is the monitor's first sample showing the new
+/// leader, up to one sample interval (100 ms) after the election itself, which does not matter
+/// here: the window is bounded by acknowledged ops on both sides, not by the change time.
+pub fn unavailability(ops: &[Op], changes: &[LeaderChange]) -> Unavailability {
+    let mut acks: Vec<u64> = ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok && matches!(o.f, Fun::Write | Fun::Cas | Fun::Append))
+        .filter_map(|o| o.ret_time)
+        .collect();
+    acks.sort_unstable();
+    let windows: Vec<UnavailableWindow> = changes
+        .iter()
+        .skip(1)
+        .map(|c| {
+            let after = acks.partition_point(|&t| t <= c.time);
+            let last_ok_before = after.checked_sub(1).map(|i| acks[i]);
+            let first_ok_after = acks.get(after).copied();
+            let ms = match (last_ok_before, first_ok_after) {
+                (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1e6),
+                _ => None,
+            };
+            UnavailableWindow {
+                time: c.time,
+                node: c.node.clone(),
+                term: c.term,
+                last_ok_before,
+                first_ok_after,
+                ms,
+            }
+        })
+        .collect();
+    let mut measured: Vec<f64> = windows.iter().filter_map(|w| w.ms).collect();
+    measured.sort_by(f64::total_cmp);
+    let median_ms = match measured.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(measured[n / 2]),
+        n => Some((measured[n / 2 - 1] + measured[n / 2]) / 2.0),
+    };
+    Unavailability {
+        windows,
+        median_ms,
+        max_ms: measured.last().copied(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drawing. Everything below only paints a PlotData.
+
+/// Colour of a function: the same in every plot and in the HTML legend.
+pub fn f_color(f: Fun) -> RGBColor {
+    match f {
+        Fun::Read => RGBColor(31, 119, 180),
+        Fun::Write => RGBColor(44, 160, 44),
+        Fun::Cas => RGBColor(148, 103, 189),
+        Fun::Append => RGBColor(255, 127, 14),
+    }
+}
+
+/// Shading of a fault kind (drawn with transparency behind the points).
+pub fn fault_color(k: FaultKind) -> RGBColor {
+    match k {
+        FaultKind::Kill => RGBColor(214, 39, 40),
+        FaultKind::Pause => RGBColor(230, 171, 2),
+        FaultKind::Partition => RGBColor(90, 90, 90),
+    }
+}
+
+const FAULT_ALPHA: f64 = 0.16;
+const LEADER_COLOR: RGBColor = RGBColor(0, 0, 0);
+const FUNS: [Fun; 4] = [Fun::Read, Fun::Write, Fun::Cas, Fun::Append];
+const KINDS: [FaultKind; 3] = [FaultKind::Kill, FaultKind::Pause, FaultKind::Partition];
+const LEGEND_W: u32 = 190;
+
+/// Axis numbers without trailing zeros ("10", "0.5", "0.01").
+fn num(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+fn font(size: u32) -> TextStyle<'static> {
+    (FAMILY, size).into_font().color(&BLACK)
+}
+
+/// What one legend row shows.
+enum Swatch {
+    Marker(RGBColor, Class),
+    Line(RGBColor, Class),
+    Area(RGBColor),
+    Vertical,
+    /// A heading row with no swatch.
+    Heading,
+}
+
+type DrawResult = Result<(), String>;
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Draw one op marker: filled circle for ok, cross for fail, hollow triangle for info.
+fn marker<DB: DrawingBackend>(
+    c: (i32, i32),
+    color: RGBColor,
+    class: Class,
+) -> DynElement<'static, DB, (i32, i32)> {
+    match class {
+        Class::Ok => Circle::new(c, 2, color.filled()).into_dyn(),
+        Class::Fail => Cross::new(c, 4, color.stroke_width(2)).into_dyn(),
+        Class::Info => TriangleMarker::new(c, 5, color.stroke_width(1)).into_dyn(),
+    }
+}
+
+fn draw_legend(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    rows: &[(String, Swatch)],
+) -> DrawResult {
+    let mut y = 40;
+    for (text, sw) in rows.iter().take(40) {
+        let (x0, x1, ym) = (8, 36, y + 7);
+        match sw {
+            Swatch::Marker(c, class) => {
+                let e = match class {
+                    Class::Ok => Circle::new((22, ym), 3, c.filled()).into_dyn(),
+                    Class::Fail => Cross::new((22, ym), 4, c.stroke_width(2)).into_dyn(),
+                    Class::Info => TriangleMarker::new((22, ym), 5, c.stroke_width(1)).into_dyn(),
+                };
+                area.draw(&e).map_err(err)?;
+            }
+            Swatch::Line(c, class) => {
+                let style = c.stroke_width(if *class == Class::Ok { 2 } else { 1 });
+                let segs: Vec<(i32, i32)> = match class {
+                    Class::Ok => vec![(x0, x1)],
+                    Class::Fail => vec![(x0, x0 + 8), (x0 + 12, x0 + 20), (x0 + 24, x1)],
+                    Class::Info => (0..7).map(|i| (x0 + i * 4, x0 + i * 4 + 1)).collect(),
+                };
+                for (a, b) in segs {
+                    area.draw(&PathElement::new(vec![(a, ym), (b, ym)], style))
+                        .map_err(err)?;
+                }
+            }
+            Swatch::Area(c) => {
+                area.draw(&Rectangle::new(
+                    [(x0, y + 1), (x1, y + 13)],
+                    c.mix(FAULT_ALPHA * 1.6).filled(),
+                ))
+                .map_err(err)?;
+            }
+            Swatch::Heading => {}
+            Swatch::Vertical => {
+                area.draw(&PathElement::new(
+                    vec![(22, y), (22, y + 14)],
+                    LEADER_COLOR.stroke_width(1),
+                ))
+                .map_err(err)?;
+            }
+        }
+        let tx = if matches!(sw, Swatch::Heading) {
+            x0
+        } else {
+            x1 + 8
+        };
+        area.draw(&Text::new(text.clone(), (tx, y), font(13)))
+            .map_err(err)?;
+        y += 19;
+    }
+    Ok(())
+}
+
+fn legend_rows(data: &PlotData, markers: bool) -> Vec<(String, Swatch)> {
+    let mut rows = Vec::new();
+    if markers {
+        let seen: std::collections::BTreeSet<(Fun, Class)> =
+            data.points.iter().map(|p| (p.f, p.class)).collect();
+        for (f, class) in seen {
+            rows.push((
+                format!("{} {}", f.name(), class.name()),
+                Swatch::Marker(f_color(f), class),
+            ));
+        }
+    } else {
+        for s in &data.rate {
+            rows.push((
+                format!("{} {}", s.f.name(), s.class.name()),
+                Swatch::Line(f_color(s.f), s.class),
+            ));
+        }
+    }
+    for k in KINDS {
+        if data.faults.iter().any(|f| f.kind == k) {
+            rows.push((
+                format!("{} in force", k.name()),
+                Swatch::Area(fault_color(k)),
+            ));
+        }
+    }
+    if !data.leaders.is_empty() {
+        rows.push(("leader change".into(), Swatch::Vertical));
+    }
+    rows
+}
+
+/// Split the canvas into the chart and a legend column on the right, so the legend never
+/// hides a point.
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+fn split<'a>(root: &Area<'a>) -> (Area<'a>, Area<'a>) {
+    let (w, _) = root.dim_in_pixel();
+    root.split_horizontally(w.saturating_sub(LEGEND_W))
+}
+
+/// Shade faults and draw leader lines on a chart whose y axis spans `y`.
+fn backdrop<Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<
+        '_,
+        BitMapBackend<'_>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, Y>,
+    >,
+    data: &PlotData,
+    y: (f64, f64),
+) -> DrawResult {
+    for f in &data.faults {
+        let c = fault_color(f.kind).mix(FAULT_ALPHA).filled();
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(f.start, y.0), (f.end, y.1)],
+                c,
+            )))
+            .map_err(err)?;
+    }
+    for l in &data.leaders {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(l.t, y.0), (l.t, y.1)],
+                LEADER_COLOR.mix(0.7).stroke_width(1),
+            )))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Leader labels along the top of the plotting area (pixel space, so they sit above the data
+/// whatever the y scale), staggered when two changes are close.
+fn leader_labels(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    to_px: impl Fn(f64) -> i32,
+    leaders: &[LeaderLine],
+    top: i32,
+) -> DrawResult {
+    let mut last_x: Option<i32> = None;
+    let mut row = 0;
+    for l in leaders.iter().take(200) {
+        let x = to_px(l.t);
+        row = match last_x {
+            Some(prev) if x.saturating_sub(prev) < 60 => (row + 1) % 3,
+            _ => 0,
+        };
+        last_x = Some(x);
+        area.draw(&Text::new(
+            l.label.clone(),
+            (x + 3, top + 2 + row * 14),
+            font(12),
+        ))
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+fn log_range(points: &[LatencyPoint]) -> (f64, f64) {
+    let lo = points
+        .iter()
+        .map(|p| p.ms)
+        .fold(f64::INFINITY, f64::min)
+        .max(0.01);
+    let hi = points.iter().map(|p| p.ms).fold(0.0, f64::max);
+    if !lo.is_finite() || hi <= lo {
+        return (0.1, 1000.0);
+    }
+    (lo / 1.5, hi * 2.0)
+}
+
+fn caption(data: &PlotData, what: &str) -> String {
+    format!(
+        "{what}{}",
+        if data.total_points > data.points.len() {
+            format!(
+                " ({} of {} ops drawn; every fail and info op kept)",
+                data.points.len(),
+                data.total_points
+            )
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// latency.png: every op's latency over time, log scale, colour by f, marker by outcome,
+/// faults shaded, leader changes as labelled vertical lines.
+pub fn draw_latency(path: &Path, data: &PlotData) -> DrawResult {
+    ensure_font()?;
+    let root = BitMapBackend::new(path, (1280, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (main, side) = split(&root);
+    let (lo, hi) = log_range(&data.points);
+    let mut chart = ChartBuilder::on(&main)
+        .caption(caption(data, "Latency of every op"), font(20))
+        .margin(12)
+        .margin_top(30)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..data.end, (lo..hi).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("time since start (s)")
+        .y_desc("latency (ms, log)")
+        .label_style(font(13))
+        .axis_desc_style(font(14))
+        .light_line_style(TRANSPARENT)
+        .x_label_formatter(&|v| num(*v))
+        .y_label_formatter(&|v| num(*v))
+        .draw()
+        .map_err(err)?;
+    backdrop(&mut chart, data, (lo, hi))?;
+    for class in [Class::Ok, Class::Info, Class::Fail] {
+        for f in FUNS {
+            chart
+                .draw_series(
+                    data.points
+                        .iter()
+                        .filter(|p| p.f == f && p.class == class)
+                        .map(|p| EmptyElement::at((p.t, p.ms)) + marker((0, 0), f_color(f), class)),
+                )
+                .map_err(err)?;
+        }
+    }
+    let top = chart.plotting_area().get_pixel_range().1.start;
+    let to_px = |t: f64| chart.backend_coord(&(t, hi)).0;
+    leader_labels(&main, to_px, &data.leaders, top)?;
+    draw_legend(&side, &legend_rows(data, true))?;
+    root.present().map_err(err)
+}
+
+/// rate.png: throughput over time by f and outcome, with the same shading and lines.
+pub fn draw_rate(path: &Path, data: &PlotData) -> DrawResult {
+    ensure_font()?;
+    let root = BitMapBackend::new(path, (1280, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (main, side) = split(&root);
+    let hi = data
+        .rate
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(1.0, f64::max)
+        * 1.1;
+    let mut chart = ChartBuilder::on(&main)
+        .caption(
+            format!(
+                "Throughput by function and outcome ({} s buckets, by completion time)",
+                data.bucket
+            ),
+            font(20),
+        )
+        .margin(12)
+        .margin_top(30)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..data.end, 0f64..hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("time since start (s)")
+        .y_desc("ops/s")
+        .label_style(font(13))
+        .axis_desc_style(font(14))
+        .light_line_style(TRANSPARENT)
+        .x_label_formatter(&|v| num(*v))
+        .y_label_formatter(&|v| num(*v))
+        .draw()
+        .map_err(err)?;
+    backdrop(&mut chart, data, (0.0, hi))?;
+    for s in &data.rate {
+        let c = f_color(s.f);
+        let pts = s.points.iter().copied();
+        match s.class {
+            Class::Ok => chart
+                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                .map(|_| ()),
+            Class::Fail => chart
+                .draw_series(DashedLineSeries::new(pts, 8, 4, c.stroke_width(1)))
+                .map(|_| ()),
+            Class::Info => chart
+                .draw_series(DashedLineSeries::new(pts, 2, 3, c.stroke_width(1)))
+                .map(|_| ()),
+        }
+        .map_err(err)?;
+    }
+    let top = chart.plotting_area().get_pixel_range().1.start;
+    let to_px = |t: f64| chart.backend_coord(&(t, hi)).0;
+    leader_labels(&main, to_px, &data.leaders, top)?;
+    draw_legend(&side, &legend_rows(data, false))?;
+    root.present().map_err(err)
+}
+
+/// A palette for telling leader changes apart in the window plot.
+fn palette(i: usize) -> RGBColor {
+    const P: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(23, 190, 207),
+    ];
+    P[i % P.len()]
+}
+
+/// leader-changes.png: latency (top) and ok throughput (bottom) in a window around each leader
+/// change, all aligned at t = 0, so the unavailability window shows at a glance. With no
+/// change, a short note says so (the file always exists, so links to it never break).
+pub fn draw_leader_changes(path: &Path, data: &PlotData) -> DrawResult {
+    ensure_font()?;
+    if data.windows.is_empty() {
+        let root = BitMapBackend::new(path, (1280, 120)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        root.draw(&Text::new(
+            "No leader change was observed in this run: nothing to align.".to_string(),
+            (40, 30),
+            font(22),
+        ))
+        .map_err(err)?;
+        if let Some(l) = &data.initial_leader {
+            root.draw(&Text::new(
+                format!("Leader throughout: {} (term {}).", l.node, l.term),
+                (40, 70),
+                font(18),
+            ))
+            .map_err(err)?;
+        }
+        return root.present().map_err(err);
+    }
+    let root = BitMapBackend::new(path, (1280, 720)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (main, side) = split(&root);
+    let (top_area, bottom_area) = main.split_vertically(400);
+    let (lo, hi) = WINDOW;
+    let all: Vec<LatencyPoint> = data
+        .windows
+        .iter()
+        .flat_map(|w| w.points.iter().cloned())
+        .collect();
+    let (ylo, yhi) = log_range(&all);
+    let mut top = ChartBuilder::on(&top_area)
+        .caption(
+            format!(
+                "Around {} leader change{} (aligned at the change, t = 0)",
+                data.windows.len(),
+                if data.windows.len() == 1 { "" } else { "s" }
+            ),
+            font(20),
+        )
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(lo..hi, (ylo..yhi).log_scale())
+        .map_err(err)?;
+    top.configure_mesh()
+        .y_desc("latency (ms, log)")
+        .label_style(font(13))
+        .axis_desc_style(font(14))
+        .light_line_style(TRANSPARENT)
+        .x_label_formatter(&|v| num(*v))
+        .y_label_formatter(&|v| num(*v))
+        .draw()
+        .map_err(err)?;
+    top.draw_series(std::iter::once(PathElement::new(
+        vec![(0.0, ylo), (0.0, yhi)],
+        LEADER_COLOR.stroke_width(2),
+    )))
+    .map_err(err)?;
+    for class in [Class::Ok, Class::Info, Class::Fail] {
+        for f in FUNS {
+            top.draw_series(
+                all.iter()
+                    .filter(|p| p.f == f && p.class == class)
+                    .map(|p| EmptyElement::at((p.t, p.ms)) + marker((0, 0), f_color(f), class)),
+            )
+            .map_err(err)?;
+        }
+    }
+    let rhi = data
+        .windows
+        .iter()
+        .flat_map(|w| w.ok_rate.iter().map(|p| p.1))
+        .fold(1.0, f64::max)
+        * 1.1;
+    let mut bottom = ChartBuilder::on(&bottom_area)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(lo..hi, 0f64..rhi)
+        .map_err(err)?;
+    bottom
+        .configure_mesh()
+        .x_desc("seconds from the leader change (when the monitor first saw the new leader)")
+        .y_desc("ok ops/s")
+        .label_style(font(13))
+        .axis_desc_style(font(14))
+        .light_line_style(TRANSPARENT)
+        .x_label_formatter(&|v| num(*v))
+        .y_label_formatter(&|v| num(*v))
+        .draw()
+        .map_err(err)?;
+    bottom
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(0.0, 0.0), (0.0, rhi)],
+            LEADER_COLOR.stroke_width(2),
+        )))
+        .map_err(err)?;
+    for (i, w) in data.windows.iter().enumerate() {
+        bottom
+            .draw_series(LineSeries::new(
+                w.ok_rate.iter().copied(),
+                palette(i).stroke_width(2),
+            ))
+            .map_err(err)?;
+    }
+    let mut rows: Vec<(String, Swatch)> = Vec::new();
+    let seen: std::collections::BTreeSet<(Fun, Class)> =
+        all.iter().map(|p| (p.f, p.class)).collect();
+    for (f, class) in seen {
+        rows.push((
+            format!("{} {}", f.name(), class.name()),
+            Swatch::Marker(f_color(f), class),
+        ));
+    }
+    rows.push(("ok ops/s around:".into(), Swatch::Heading));
+    for (i, w) in data.windows.iter().enumerate().take(20) {
+        rows.push((
+            format!("{} at {:.1} s", w.change.label, w.change.t),
+            Swatch::Line(palette(i), Class::Ok),
+        ));
+    }
+    if data.leaders.len() > data.windows.len() {
+        rows.push((
+            format!("(first {} of {})", data.windows.len(), data.leaders.len()),
+            Swatch::Heading,
+        ));
+    }
+    draw_legend(&side, &rows)?;
+    root.present().map_err(err)
+}
+
+/// Draw all three plots of a run into `dir`; returns the files written. A file that could not
+/// be drawn is an error naming it.
+pub fn draw_all(dir: &Path, data: &PlotData) -> Result<Vec<std::path::PathBuf>, ReportError> {
+    type Draw = fn(&Path, &PlotData) -> DrawResult;
+    let plots: [(&str, Draw); 3] = [
+        ("latency.png", draw_latency),
+        ("rate.png", draw_rate),
+        ("leader-changes.png", draw_leader_changes),
+    ];
+    let mut out = Vec::new();
+    for (name, draw) in plots {
+        let path = dir.join(name);
+        draw(&path, data).map_err(|msg| ReportError::Plot {
+            path: path.clone(),
+            msg,
+        })?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// Draw only latency.png-style plot for a checked history (no faults, no leaders): used by
+/// `raftcheck check --out`.
+pub fn draw_latency_only(path: &Path, ops: &[Op]) -> Result<(), ReportError> {
+    let data = plot_data(ops, &[], &[]);
+    draw_latency(path, &data).map_err(|msg| ReportError::Plot {
+        path: path.to_path_buf(),
+        msg,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Value;
+
+    fn op(id: usize, f: Fun, outcome: Outcome, call_ms: u64, ret_ms: Option<u64>) -> Op {
+        Op {
+            id,
+            process: id as u64,
+            f,
+            key: None,
+            value: Value::Null,
+            outcome,
+            call: id * 2,
+            ret: ret_ms.map(|_| id * 2 + 1),
+            call_time: call_ms * 1_000_000,
+            ret_time: ret_ms.map(|r| r * 1_000_000),
+            node: None,
+        }
+    }
+
+    fn change(ms: u64, node: &str, term: u64) -> LeaderChange {
+        LeaderChange {
+            time: ms * 1_000_000,
+            node: node.into(),
+            term,
+        }
+    }
+
+    fn ev(ms: u64, event: &str, fault: FaultKind, label: &str, outcome: &str) -> NemesisEvent {
+        NemesisEvent {
+            index: 0,
+            time: ms * 1_000_000,
+            event: event.into(),
+            fault,
+            label: label.into(),
+            nodes: vec!["n1".into()],
+            grudge: None,
+            outcome: outcome.into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn unavailability_spans_last_ack_before_to_first_ack_after() {
+        let ops = vec![
+            op(0, Fun::Write, Outcome::Ok, 0, Some(100)),
+            op(1, Fun::Read, Outcome::Ok, 150, Some(1900)), // reads do not count
+            op(2, Fun::Cas, Outcome::Ok, 200, Some(300)),
+            op(3, Fun::Write, Outcome::Info, 400, Some(2400)), // unknown does not count
+            op(4, Fun::Cas, Outcome::Mismatch, 500, Some(600)), // a mismatch changed nothing
+            op(5, Fun::Append, Outcome::Ok, 900, Some(1500)),
+            op(6, Fun::Write, Outcome::Ok, 2000, Some(2100)),
+        ];
+        let changes = vec![
+            change(1, "n1", 1),
+            change(1000, "n2", 2),
+            change(3000, "n3", 3),
+        ];
+        let u = unavailability(&ops, &changes);
+        assert_eq!(u.windows.len(), 2, "the initial leader is not a change");
+        assert_eq!(u.windows[0].last_ok_before, Some(300_000_000));
+        assert_eq!(u.windows[0].first_ok_after, Some(1_500_000_000));
+        assert_eq!(u.windows[0].ms, Some(1200.0));
+        assert_eq!(u.windows[1].last_ok_before, Some(2_100_000_000));
+        assert_eq!(
+            u.windows[1].first_ok_after, None,
+            "no write after the last change"
+        );
+        assert_eq!(u.windows[1].ms, None);
+        assert_eq!(u.median_ms, Some(1200.0));
+        assert_eq!(u.max_ms, Some(1200.0));
+    }
+
+    #[test]
+    fn unavailability_median_of_even_count_is_the_mean_of_the_middle_two() {
+        let ops: Vec<Op> = [100, 300, 1300, 2000, 2300, 3500]
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| op(i, Fun::Write, Outcome::Ok, t - 50, Some(t)))
+            .collect();
+        let changes = vec![
+            change(0, "n1", 1),
+            change(200, "n2", 2),
+            change(2200, "n3", 3),
+        ];
+        let u = unavailability(&ops, &changes);
+        // 100 -> 300 = 200 ms; 2000 -> 2300 = 300 ms.
+        assert_eq!(u.median_ms, Some(250.0));
+        assert_eq!(u.max_ms, Some(300.0));
+    }
+
+    #[test]
+    fn fault_intervals_pair_starts_with_stops_and_leave_unhealed_open() {
+        let evs = vec![
+            ev(1000, "start", FaultKind::Kill, "kill leader", "installed"),
+            ev(2000, "stop", FaultKind::Kill, "kill leader", "healed"),
+            ev(
+                3000,
+                "start",
+                FaultKind::Partition,
+                "partition bridge",
+                "skipped",
+            ),
+            ev(4000, "start", FaultKind::Pause, "pause random", "installed"),
+        ];
+        let (iv, skipped) = fault_intervals(&evs, 9.0);
+        assert_eq!(iv.len(), 2);
+        assert_eq!((iv[0].start, iv[0].end, iv[0].unhealed), (1.0, 2.0, false));
+        assert_eq!((iv[1].start, iv[1].end, iv[1].unhealed), (4.0, 9.0, true));
+        assert_eq!(skipped.len(), 1);
+        assert!(
+            skipped[0].contains("partition bridge: skipped"),
+            "{skipped:?}"
+        );
+    }
+
+    #[test]
+    fn a_staggered_kill_is_healed_by_its_first_steps_stop() {
+        // As nemesis_loop logs it: the second step's start has its own label, and one stop
+        // (with every node) heals both.
+        let evs = vec![
+            ev(
+                1500,
+                "start",
+                FaultKind::Kill,
+                "kill staggered",
+                "installed",
+            ),
+            ev(
+                2900,
+                "start",
+                FaultKind::Kill,
+                "kill staggered (rest)",
+                "installed",
+            ),
+            ev(4400, "stop", FaultKind::Kill, "kill staggered", "healed"),
+            ev(6000, "start", FaultKind::Kill, "kill leader", "installed"),
+            ev(
+                6500,
+                "start",
+                FaultKind::Partition,
+                "partition halves",
+                "installed",
+            ),
+            ev(
+                8000,
+                "stop",
+                FaultKind::Partition,
+                "partition halves",
+                "healed",
+            ),
+            ev(9000, "stop", FaultKind::Kill, "kill leader", "healed"),
+        ];
+        let (iv, _) = fault_intervals(&evs, 20.0);
+        let spans: Vec<(&str, f64, f64)> = iv
+            .iter()
+            .map(|i| (i.label.as_str(), i.start, i.end))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                ("kill staggered", 1.5, 4.4),
+                ("kill staggered (rest)", 2.9, 4.4),
+                ("kill leader", 6.0, 9.0),
+                ("partition halves", 6.5, 8.0),
+            ]
+        );
+        assert!(iv.iter().all(|i| !i.unhealed));
+    }
+
+    #[test]
+    fn thinning_keeps_every_fail_and_info_op() {
+        let mut ops: Vec<Op> = (0..1000)
+            .map(|i| op(i, Fun::Read, Outcome::Ok, i as u64, Some(i as u64 + 1)))
+            .collect();
+        ops.push(op(1000, Fun::Write, Outcome::Info, 5, Some(2005)));
+        ops.push(op(1001, Fun::Write, Outcome::Fail, 6, Some(7)));
+        let (pts, total) = latency_points(&ops, 100);
+        assert_eq!(total, 1002);
+        assert!(pts.len() <= 100, "{}", pts.len());
+        assert_eq!(pts.iter().filter(|p| p.class != Class::Ok).count(), 2);
+    }
+
+    #[test]
+    fn rate_buckets_count_by_completion_and_keep_empty_buckets() {
+        let ops = vec![
+            op(0, Fun::Read, Outcome::Ok, 0, Some(100)),
+            op(1, Fun::Read, Outcome::Ok, 0, Some(400)),
+            op(2, Fun::Read, Outcome::Ok, 0, Some(1600)),
+            op(3, Fun::Read, Outcome::Info, 0, None), // never completed: not counted
+        ];
+        let s = rate_series(&ops, 2.0, 0.5);
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s[0].points,
+            vec![(0.25, 4.0), (0.75, 0.0), (1.25, 0.0), (1.75, 2.0)]
+        );
+    }
+
+    #[test]
+    fn bucket_width_is_round() {
+        assert_eq!(bucket_width(8.0), 0.2);
+        assert_eq!(bucket_width(20.0), 0.5);
+        assert_eq!(bucket_width(600.0), 10.0);
+    }
+}
