@@ -16,10 +16,10 @@
 
 use super::index::href;
 use super::plots::{self, FaultInterval, LeaderLine, PlotData, Unavailability};
-use super::text::verdict_word;
+use super::text::{describe, outcome_word, verdict_word};
 use super::{op_counts, CheckReport, OpCounts};
 use crate::checker::{CheckResult, Counterexample, KeyResult, Verdict};
-use crate::history::{self, Fun, Op, Outcome};
+use crate::history::{self, Op, Outcome};
 use crate::run::nemesis_loop::{self, NemesisEvent};
 use crate::run::{Quantiles, RunResults};
 use base64::Engine;
@@ -506,27 +506,6 @@ fn keys_html(check: &CheckResult, prefix: &str) -> String {
         );
     }
     s
-}
-
-fn describe(o: &Op) -> String {
-    match (o.f, o.outcome) {
-        (Fun::Read, Outcome::Ok) => format!("read → {}", o.value),
-        (Fun::Read, _) => "read".to_string(),
-        (Fun::Cas, _) => match o.value.as_array().map(|a| a.as_slice()) {
-            Some([a, b]) => format!("cas {a}→{b}"),
-            _ => format!("cas {}", o.value),
-        },
-        (f, _) => format!("{} {}", f.name(), o.value),
-    }
-}
-
-fn outcome_word(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Ok => "ok",
-        Outcome::Fail => "fail",
-        Outcome::Mismatch => "fail (mismatch)",
-        Outcome::Info => "info",
-    }
 }
 
 /// The ops a timeline draws: all of them when few, else the unplaced op and those nearest it

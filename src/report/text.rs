@@ -55,7 +55,8 @@ pub fn details(r: &CheckResult) -> String {
     out
 }
 
-fn describe(o: &Op) -> String {
+/// An op in a few words ("cas 1 -> 2", "read -> a list of 40 ending [...]").
+pub(crate) fn describe(o: &Op) -> String {
     match (o.f, o.outcome) {
         (Fun::Read, Outcome::Ok) => format!("read -> {}", crate::history::brief(&o.value)),
         (Fun::Read, _) => "read".to_string(),
@@ -67,7 +68,8 @@ fn describe(o: &Op) -> String {
     }
 }
 
-fn outcome_word(o: Outcome) -> &'static str {
+/// How an op ended, in one or two words.
+pub(crate) fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Ok => "ok",
         Outcome::Fail => "fail",
