@@ -1259,6 +1259,7 @@ fn check_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::Fun;
 
     #[test]
     fn esc_escapes_markup_and_quotes() {
