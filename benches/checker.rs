@@ -115,17 +115,7 @@ fn million() {
 }
 
 fn hard(limit: Duration, memory_limit: u64) {
-    let spec = SynthSpec {
-        workers: 30,
-        ops: 4000,
-        keys: 1,
-        small_values: Some(4),
-        mix: [1, 4, 1, 0],
-        info_rate: 0.6,
-        read_info_rate: 0.0,
-        mismatch: true,
-        seed: 3,
-    };
+    let spec = SynthSpec::hard(3);
     let h = synth(&spec);
     let opts = CheckOptions {
         time_limit: Some(limit),

@@ -166,17 +166,7 @@ fn model_that_does_not_fit_is_bad_input() {
 #[test]
 fn hard_history_with_a_short_limit_exits_3() {
     use raftcheck::checker::synth::{synth, SynthSpec};
-    let spec = SynthSpec {
-        workers: 30,
-        ops: 4000,
-        keys: 1,
-        small_values: Some(4),
-        mix: [1, 4, 1, 0],
-        info_rate: 0.6,
-        read_info_rate: 0.0,
-        mismatch: true,
-        seed: 3,
-    };
+    let spec = SynthSpec::hard(3);
     let events = raftcheck::history::unpair(&synth(&spec));
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("hard.jsonl");

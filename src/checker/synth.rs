@@ -52,6 +52,25 @@ impl SynthSpec {
     }
 }
 
+impl SynthSpec {
+    /// A history built to be hard: 30 workers, 4000 ops on one key, 60% of writes unknown,
+    /// values 0..4 (so unknown writes can neither be settled nor dropped), mismatch cas. Used
+    /// to show that limits end in `unknown` on time.
+    pub fn hard(seed: u64) -> SynthSpec {
+        SynthSpec {
+            workers: 30,
+            ops: 4000,
+            keys: 1,
+            small_values: Some(4),
+            mix: [1, 4, 1, 0],
+            info_rate: 0.6,
+            read_info_rate: 0.0,
+            mismatch: true,
+            seed,
+        }
+    }
+}
+
 struct Planned {
     worker: usize,
     process: u64,
