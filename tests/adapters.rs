@@ -84,6 +84,14 @@ impl Procs {
         if let Some(Some(c)) = self.children.get(i) {
             let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id()).expect("pid fits i32"));
             nix::sys::signal::kill(pid, sig).expect("signal a test server");
+            if sig == nix::sys::signal::Signal::SIGSTOP {
+                // SIGSTOP is asynchronous: a thread running on another core may still answer
+                // one request. Wait (bounded) until every thread is stopped.
+                let deadline = Instant::now() + Duration::from_secs(3);
+                while !all_threads_stopped(c.id()) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
         }
     }
 
@@ -563,4 +571,21 @@ async fn raftkv_and_http_adapters_against_a_raftkv_cluster() {
         );
         assert!(a.status(other, Duration::from_secs(1)).await.is_err());
     }
+}
+
+/// True when every thread of `pid` is in state T (stopped), per /proc.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|st| {
+                st.rsplit(')')
+                    .next()
+                    .map(|rest| rest.trim_start().starts_with('T'))
+            })
+            .unwrap_or(false)
+    })
 }
