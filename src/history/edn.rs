@@ -1296,17 +1296,7 @@ mod tests {
     }
 
     fn event(kind: EventType, process: u64, f: Fun, value: Value) -> Event {
-        Event {
-            index: 0,
-            kind,
-            process,
-            f,
-            key: None,
-            value,
-            time: 0,
-            node: None,
-            error: None,
-        }
+        crate::history::test_event(kind, process, f, value)
     }
 
     #[test]

@@ -447,22 +447,28 @@ pub fn unpair(ops: &[Op]) -> Vec<Event> {
         .collect()
 }
 
+/// An event with only the fields most unit tests care about.
+#[cfg(test)]
+pub(crate) fn test_event(kind: EventType, process: u64, f: Fun, value: Value) -> Event {
+    Event {
+        index: 0,
+        kind,
+        process,
+        f,
+        key: None,
+        value,
+        time: 0,
+        node: None,
+        error: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ev(kind: EventType, process: u64, f: Fun, value: Value) -> Event {
-        Event {
-            index: 0,
-            kind,
-            process,
-            f,
-            key: None,
-            value,
-            time: 0,
-            node: None,
-            error: None,
-        }
+        test_event(kind, process, f, value)
     }
 
     #[test]
