@@ -498,6 +498,10 @@ fn cmd_matrix(args: MatrixArgs) -> Result<i32> {
     let ran: Vec<_> = rows.into_iter().filter(|r| r.runs > 0).collect();
     print!("{}", matrix::markdown(&ran));
     println!("matrix: {}", out.display());
+    match report::write_index(&args.results) {
+        Ok(p) => println!("wrote {}", p.display()),
+        Err(e) => eprintln!("raftcheck matrix: warning: results index not written: {e}"),
+    }
     let failed: Vec<&str> = ran
         .iter()
         .filter(|r| !r.pass)

@@ -205,6 +205,96 @@ fn raftkv_under_partition_is_valid() {
 }
 
 #[test]
+fn raftkv_under_membership_changes_is_valid_and_wiped_nodes_rejoin() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("results");
+    let o = raftcheck(
+        &[
+            "run",
+            "--workload",
+            "register",
+            "--nemesis",
+            "member",
+            "--time-limit",
+            "16",
+            "--seed",
+            "3",
+            "--quiet",
+            "--results",
+            results.to_str().expect("utf8"),
+        ],
+        Duration::from_secs(170),
+    );
+    let r = results_json(&results);
+    assert_eq!(o.status.code(), Some(0), "{}\nresults: {r:#}", text(&o));
+    assert!(installed(&r, "member") >= 2, "{:#}", r["exercised"]);
+    let run = std::fs::read_link(results.join("latest")).expect("latest");
+    let run = results.join(run);
+    let log = std::fs::read_to_string(run.join("nemesis.jsonl")).expect("nemesis log");
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let starts: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "start" && e["outcome"] == "installed")
+        .collect();
+    let heals = events
+        .iter()
+        .filter(|e| e["event"] == "stop" && e["outcome"] == "healed")
+        .count();
+    assert_eq!(starts.len(), heals, "every removal is undone: {log}");
+    // Every removed node was wiped and restarted as a joiner, and caught up from nothing.
+    for e in &starts {
+        let node = e["nodes"][0].as_str().expect("node");
+        let node_log =
+            std::fs::read_to_string(run.join("nodes").join(node).join("log")).expect("node log");
+        assert!(
+            node_log
+                .lines()
+                .any(|l| l.contains("starting node") && l.ends_with("--join")),
+            "{node} never restarted with --join:\n{node_log}"
+        );
+        assert!(
+            node_log.contains("node started id=") && node_log.contains("last_index=0 members=[]"),
+            "{node} did not start empty after the wipe:\n{node_log}"
+        );
+    }
+}
+
+#[test]
+fn membership_nemesis_on_an_adapter_without_it_is_refused() {
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = raftcheck(
+        &[
+            "run",
+            "--cluster",
+            "raftkv-http",
+            "--nemesis",
+            "member",
+            "--results",
+            dir.path().join("r").to_str().expect("utf8"),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("member.toml") && err.contains("cannot add or remove members"),
+        "{}",
+        text(&o)
+    );
+    assert!(!dir.path().join("r").exists(), "nothing may start");
+}
+
+#[test]
 fn raftkv_through_the_declarative_http_adapter_is_valid() {
     let _g = serial();
     if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {

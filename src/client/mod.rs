@@ -106,6 +106,34 @@ pub trait Adapter: Send + Sync {
 
     /// Ask node `node` for its role, term and leader.
     async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, String>;
+
+    /// Remove server `id` from the configuration, asking node `via` (and the leader it names).
+    /// `Ok` only once the server says the change committed, or that `id` is not a member;
+    /// an error leaves the outcome open, so the membership nemesis must not wipe the node.
+    async fn remove_member(&self, via: usize, id: u64, timeout: Duration) -> Result<(), String> {
+        let _ = (via, id, timeout);
+        Err("this adapter cannot change membership".into())
+    }
+
+    /// Add server `id` at `addr`, asking node `via` (and the leader it names). `Ok` once the
+    /// change committed, or if `id` already is a member at `addr`.
+    async fn add_member(
+        &self,
+        via: usize,
+        id: u64,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let _ = (via, id, addr, timeout);
+        Err("this adapter cannot change membership".into())
+    }
+}
+
+/// Whether the adapter named `client` implements [`Adapter::remove_member`] and
+/// [`Adapter::add_member`]; known before any node starts, so a nemesis that needs them is
+/// refused (or left out of "all") up front.
+pub fn supports_membership(client: &str) -> bool {
+    client == "raftkv"
 }
 
 /// A null adapter: every op succeeds at once without a server. It exists to measure the

@@ -82,6 +82,39 @@ impl RaftkvAdapter {
         }
     }
 
+    /// POST an admin change to `via`, following one redirect. `already` is the text of the
+    /// 400 that means the change is already in place.
+    async fn admin(
+        &self,
+        via: usize,
+        path: &str,
+        body: Value,
+        already: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let attempt = async {
+            let mut node = via;
+            for _ in 0..2 {
+                let ep = self.endpoints.get(node).ok_or(format!("no node {node}"))?;
+                let rb = self
+                    .client
+                    .post(format!("{}{path}", base_url(&ep.addr)))
+                    .json(&body);
+                let a = exchange(rb).await.map_err(|e| match e {
+                    SendError::Refused(m) | SendError::Unknown(m) => m,
+                })?;
+                match admin_step(&a, node, already, &self.endpoints)? {
+                    None => return Ok(()),
+                    Some(leader) => node = leader,
+                }
+            }
+            Err("not the leader (after one redirect)".to_string())
+        };
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .map_err(|_| format!("no answer within {timeout:?}"))?
+    }
+
     async fn run(&self, node: usize, req: &Request, track: &Tracker) -> Completion {
         match self.once(node, req).await {
             Step::Done(c) => c,
@@ -100,6 +133,25 @@ impl RaftkvAdapter {
                 node,
             },
         }
+    }
+}
+
+/// How an admin answer ends: done (with the idempotent 400s counted as done), refused, or
+/// redirected to the leader.
+fn admin_step(
+    a: &Answer,
+    node: usize,
+    already: &str,
+    endpoints: &[Endpoint],
+) -> Result<Option<usize>, String> {
+    match a.status {
+        200 => Ok(None),
+        400 if String::from_utf8_lossy(&a.body).contains(already) => Ok(None),
+        421 => match redirect_target(&a.body, endpoints) {
+            Some(l) if l != node => Ok(Some(l)),
+            _ => Err("not the leader; leader unknown".into()),
+        },
+        s => Err(format!("http {s}: {}", snippet(&a.body))),
     }
 }
 
@@ -201,6 +253,35 @@ impl Adapter for RaftkvAdapter {
             ));
         }
         read_status(&a.body, &self.endpoints)
+    }
+
+    async fn remove_member(&self, via: usize, id: u64, timeout: Duration) -> Result<(), String> {
+        self.admin(
+            via,
+            "/admin/remove",
+            json!({ "id": id }),
+            "is not a member",
+            timeout,
+        )
+        .await
+    }
+
+    async fn add_member(
+        &self,
+        via: usize,
+        id: u64,
+        addr: std::net::SocketAddr,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        // raftkv serves peers on its client port, so the client address is the peer address.
+        self.admin(
+            via,
+            "/admin/add",
+            json!({ "id": id, "addr": addr.to_string() }),
+            "already a member",
+            timeout,
+        )
+        .await
     }
 }
 
@@ -307,6 +388,22 @@ mod tests {
             Step::Redirect(None)
         );
         assert_eq!(r(""), Step::Redirect(None));
+    }
+
+    #[test]
+    fn admin_answers_are_classified() {
+        let e = eps();
+        let step = |status, body: &str| admin_step(&answer(status, body), 0, "is not a member", &e);
+        assert_eq!(step(200, "{}"), Ok(None));
+        assert_eq!(step(400, r#"{"error":"3 is not a member"}"#), Ok(None));
+        assert!(step(400, r#"{"error":"malformed"}"#).is_err());
+        assert_eq!(
+            step(421, r#"{"leader":2,"leader_addr":"127.0.0.1:7002"}"#),
+            Ok(Some(1))
+        );
+        assert!(step(421, r#"{"leader":1,"leader_addr":null}"#).is_err());
+        assert!(step(421, r#"{"leader":null}"#).is_err());
+        assert!(step(503, r#"{"error":"already in progress"}"#).is_err());
     }
 
     #[test]

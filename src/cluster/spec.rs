@@ -158,6 +158,11 @@ pub struct ClusterSpec {
     /// The declarative `http` adapter's description, when `client = "http"`.
     #[serde(default)]
     pub http: Option<toml::Value>,
+    /// Extra args (with placeholders) for a node whose data dir the membership nemesis wiped:
+    /// it must start outside the configuration and wait to be added back (raftkv: `--join`),
+    /// or it would bootstrap a fresh cluster of its own. Empty: no membership fault.
+    #[serde(default)]
+    pub rejoin_args: Vec<String>,
 }
 
 fn default_nodes() -> usize {
@@ -194,12 +199,14 @@ impl ClusterSpec {
         if spec.ready_timeout_secs.is_nan() || spec.ready_timeout_secs <= 0.0 {
             return Err(bad("ready_timeout_secs", "must be positive".into()));
         }
-        for (i, a) in spec.args.iter().enumerate() {
-            if let Err(p) = check_placeholders(a) {
-                return Err(bad(
-                    &format!("args[{i}]"),
-                    format!("unknown placeholder {{{p}}}"),
-                ));
+        for (field, list) in [("args", &spec.args), ("rejoin_args", &spec.rejoin_args)] {
+            for (i, a) in list.iter().enumerate() {
+                if let Err(p) = check_placeholders(a) {
+                    return Err(bad(
+                        &format!("{field}[{i}]"),
+                        format!("unknown placeholder {{{p}}}"),
+                    ));
+                }
             }
         }
         match (&spec.http, spec.client.as_str()) {
@@ -230,6 +237,24 @@ impl ClusterSpec {
             ));
         }
         Ok(spec)
+    }
+
+    /// Why the membership nemesis cannot run on this cluster, or `None` if it can: the
+    /// adapter must be able to add and remove members, and a wiped node must know to rejoin.
+    pub fn membership_unsupported(&self) -> Option<String> {
+        if !crate::client::supports_membership(&self.client) {
+            return Some(format!(
+                "the {:?} adapter cannot add or remove members",
+                self.client
+            ));
+        }
+        if self.rejoin_args.is_empty() {
+            return Some(
+                "the cluster spec has no rejoin_args (how a wiped node starts to be added back)"
+                    .into(),
+            );
+        }
+        None
     }
 
     /// The peer port base.

@@ -23,6 +23,8 @@ struct Slot {
     paused: bool,
     /// A crash was already reported for this incarnation.
     crash_reported: bool,
+    /// Its data dir was wiped: from now on it starts with the spec's rejoin args.
+    rejoining: bool,
 }
 
 /// A node that exited without being killed: a finding.
@@ -46,6 +48,10 @@ pub struct Cluster {
     pub network: Mutex<Network>,
     hosts: Vec<Arc<dyn Host>>,
     argv: Vec<Vec<String>>,
+    /// Per node: the spec's `rejoin_args`, filled in.
+    rejoin: Vec<Vec<String>>,
+    /// Per node: its data dir (wiped by the membership nemesis).
+    data_dirs: Vec<PathBuf>,
     env: Vec<(String, String)>,
     logs: Vec<PathBuf>,
     slots: Vec<Mutex<Slot>>,
@@ -110,6 +116,8 @@ impl Cluster {
         let peers = join(&spec.peers_entry);
         let initial = join(&spec.initial_cluster_entry);
         let mut argv = Vec::new();
+        let mut rejoin = Vec::new();
+        let mut data_dirs = Vec::new();
         let mut logs = Vec::new();
         let mut endpoints = Vec::new();
         for (i, vars) in base.iter_mut().enumerate() {
@@ -127,6 +135,8 @@ impl Cluster {
             a.extend(spec.args.iter().map(|t| fill(t, vars)));
             a.extend(extra_args.iter().cloned());
             argv.push(a);
+            rejoin.push(spec.rejoin_args.iter().map(|t| fill(t, vars)).collect());
+            data_dirs.push(data);
             logs.push(node_dir.join("log"));
             endpoints.push(Endpoint {
                 index: i,
@@ -147,6 +157,7 @@ impl Cluster {
                     expected_down: false,
                     paused: false,
                     crash_reported: false,
+                    rejoining: false,
                 })
             })
             .collect();
@@ -156,6 +167,8 @@ impl Cluster {
             network: Mutex::new(network),
             hosts,
             argv,
+            rejoin,
+            data_dirs,
             env,
             logs,
             slots,
@@ -183,8 +196,12 @@ impl Cluster {
     }
 
     fn spawn(&self, i: usize) -> Result<(), ClusterError> {
+        let mut argv = self.argv[i].clone();
+        if self.slot(i).rejoining {
+            argv.extend(self.rejoin[i].iter().cloned());
+        }
         let p = self.hosts[i].spawn(&SpawnSpec {
-            argv: self.argv[i].clone(),
+            argv,
             env: self.env.clone(),
             log: self.logs[i].clone(),
             run_id: self.run_id.clone(),
@@ -236,6 +253,32 @@ impl Cluster {
             }
         }
         s.paused = false;
+        Ok(())
+    }
+
+    /// Kill node i, wait for it to exit, and empty its data dir; it restarts (at the next
+    /// [`Cluster::restart`]) with the spec's rejoin args, as a new server waiting to be added.
+    /// The membership nemesis calls this only after the node's removal committed.
+    pub fn wipe(&self, i: usize) -> Result<(), ClusterError> {
+        self.kill(i)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.is_up(i) {
+            if std::time::Instant::now() > deadline {
+                return Err(ClusterError::Node {
+                    node: self.names[i].clone(),
+                    msg: "still running 10 s after SIGKILL; data dir not wiped".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let dir = &self.data_dirs[i];
+        let fail = |e: std::io::Error| ClusterError::Node {
+            node: self.names[i].clone(),
+            msg: format!("wiping {}: {e}", dir.display()),
+        };
+        std::fs::remove_dir_all(dir).map_err(fail)?;
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        self.slot(i).rejoining = true;
         Ok(())
     }
 

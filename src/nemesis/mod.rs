@@ -25,6 +25,9 @@ pub enum FaultKind {
     Pause,
     /// iptables DROP rules inside node namespaces, removed at heal.
     Partition,
+    /// Remove one node from the configuration (through the leader), kill it and wipe its data
+    /// dir; at heal, start it empty and add it back. Needs an adapter that changes membership.
+    Member,
 }
 
 impl FaultKind {
@@ -34,6 +37,7 @@ impl FaultKind {
             FaultKind::Kill => "kill",
             FaultKind::Pause => "pause",
             FaultKind::Partition => "partition",
+            FaultKind::Member => "member",
         }
     }
 }
@@ -87,11 +91,12 @@ impl PartitionKind {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NemesisSpec {
-    /// Faults to inject: kill, pause, partition, or "all" for every fault the network mode
-    /// supports. Empty: no faults.
+    /// Faults to inject: kill, pause, partition, member, or "all" for every fault the network
+    /// mode and the cluster support. Empty: no faults.
     #[serde(default)]
     pub faults: Vec<String>,
-    /// Targets for kill and pause.
+    /// Targets for kill and pause. A membership change always removes one node: the leader
+    /// for `leader`, a random node for any other target.
     #[serde(default = "default_targets")]
     pub targets: Vec<Target>,
     /// Partition shapes.
@@ -146,10 +151,13 @@ impl NemesisSpec {
             msg,
         };
         for f in &s.faults {
-            if !matches!(f.as_str(), "all" | "kill" | "pause" | "partition") {
+            if !matches!(
+                f.as_str(),
+                "all" | "kill" | "pause" | "partition" | "member"
+            ) {
                 return Err(bad(
                     "faults",
-                    format!("unknown fault {f:?}; expected kill, pause, partition or all"),
+                    format!("unknown fault {f:?}; expected kill, pause, partition, member or all"),
                 ));
             }
         }
@@ -179,6 +187,12 @@ impl NemesisSpec {
                     "kill and pause would fight over the same nodes".into(),
                 ));
             }
+            if c.contains(&FaultKind::Member) && c.len() > 1 {
+                return Err(bad(
+                    "combinations",
+                    "a membership change runs alone (it kills and restarts a node itself)".into(),
+                ));
+            }
         }
         if s.start_after_secs < 0.0 {
             return Err(bad("start_after_secs", "must be >= 0".into()));
@@ -186,24 +200,31 @@ impl NemesisSpec {
         Ok(s)
     }
 
-    /// Whether the spec names partitions itself (as opposed to through "all").
-    pub fn names_partition(&self) -> bool {
-        self.faults.iter().any(|f| f == "partition")
-            || self
-                .combinations
-                .iter()
-                .flatten()
-                .any(|k| *k == FaultKind::Partition)
+    /// Whether the spec names `kind` itself (as opposed to through "all").
+    pub fn names(&self, kind: FaultKind) -> bool {
+        self.faults.iter().any(|f| f == kind.name())
+            || self.combinations.iter().flatten().any(|k| *k == kind)
     }
 
-    /// The fault kinds to use in a mode that does (or does not) support partitions.
-    pub fn kinds(&self, partitions_supported: bool) -> Vec<FaultKind> {
+    /// Whether the spec names partitions itself (as opposed to through "all").
+    pub fn names_partition(&self) -> bool {
+        self.names(FaultKind::Partition)
+    }
+
+    /// The fault kinds to use where partitions and membership changes are (or are not)
+    /// supported; "all" takes every supported kind.
+    pub fn kinds(&self, partitions_supported: bool, membership_supported: bool) -> Vec<FaultKind> {
+        let supported = |x: FaultKind| match x {
+            FaultKind::Partition => partitions_supported,
+            FaultKind::Member => membership_supported,
+            _ => true,
+        };
         let mut k: BTreeSet<FaultKind> = self
             .combinations
             .iter()
             .flatten()
             .copied()
-            .filter(|&x| partitions_supported || x != FaultKind::Partition)
+            .filter(|&x| supported(x))
             .collect();
         for f in &self.faults {
             match f.as_str() {
@@ -216,11 +237,17 @@ impl NemesisSpec {
                 "partition" => {
                     k.insert(FaultKind::Partition);
                 }
+                "member" => {
+                    k.insert(FaultKind::Member);
+                }
                 _ => {
                     k.insert(FaultKind::Kill);
                     k.insert(FaultKind::Pause);
                     if partitions_supported {
                         k.insert(FaultKind::Partition);
+                    }
+                    if membership_supported {
+                        k.insert(FaultKind::Member);
                     }
                 }
             }
@@ -248,6 +275,11 @@ pub enum Action {
         /// Shape.
         shape: PartitionKind,
     },
+    /// Remove a node and add it back empty.
+    Member {
+        /// Whom: the leader, or (any other target) one random node.
+        target: Target,
+    },
 }
 
 impl Action {
@@ -257,6 +289,7 @@ impl Action {
             Action::Kill { .. } => FaultKind::Kill,
             Action::Pause { .. } => FaultKind::Pause,
             Action::Partition { .. } => FaultKind::Partition,
+            Action::Member { .. } => FaultKind::Member,
         }
     }
 
@@ -354,6 +387,12 @@ pub fn schedule(
                 },
                 FaultKind::Partition => Action::Partition {
                     shape: shapes[rng.gen_range(0..shapes.len())],
+                },
+                FaultKind::Member => Action::Member {
+                    target: match spec.targets[rng.gen_range(0..spec.targets.len())] {
+                        Target::Leader => Target::Leader,
+                        _ => Target::Random,
+                    },
                 },
             })
             .collect();
@@ -476,7 +515,7 @@ mod tests {
             vec![FaultKind::Kill, FaultKind::Partition],
             vec![FaultKind::Pause, FaultKind::Partition],
         ];
-        let kinds = s.kinds(true);
+        let kinds = s.kinds(true, false);
         let plan = schedule(&s, &kinds, 5, 30.0, 3);
         assert!(plan.len() >= 3);
         assert_eq!(
@@ -488,13 +527,13 @@ mod tests {
             vec![FaultKind::Pause, FaultKind::Partition]
         );
         // Without partitions (loopback) no combination that needs one is scheduled.
-        assert!(schedule(&s, &s.kinds(false), 5, 30.0, 3).is_empty());
+        assert!(schedule(&s, &s.kinds(false, false), 5, 30.0, 3).is_empty());
         assert!(s.names_partition());
     }
 
     #[test]
     fn same_seed_same_schedule_and_faults_alternate_with_heals() {
-        let kinds = spec().kinds(true);
+        let kinds = spec().kinds(true, false);
         let a = schedule(&spec(), &kinds, 9, 30.0, 3);
         assert_eq!(a, schedule(&spec(), &kinds, 9, 30.0, 3));
         assert_ne!(a, schedule(&spec(), &kinds, 10, 30.0, 3));
@@ -524,7 +563,42 @@ mod tests {
 
     #[test]
     fn all_without_partitions_leaves_them_out() {
-        assert_eq!(spec().kinds(false), vec![FaultKind::Kill, FaultKind::Pause]);
+        assert_eq!(
+            spec().kinds(false, false),
+            vec![FaultKind::Kill, FaultKind::Pause]
+        );
+    }
+
+    #[test]
+    fn all_takes_membership_changes_where_supported_and_they_remove_one_node() {
+        assert_eq!(
+            spec().kinds(false, true),
+            vec![FaultKind::Kill, FaultKind::Pause, FaultKind::Member]
+        );
+        let mut s = spec();
+        s.targets = vec![Target::Majority, Target::Leader, Target::Staggered];
+        let plan = schedule(&s, &[FaultKind::Member], 3, 60.0, 3);
+        assert!(plan.len() >= 10, "{plan:?}");
+        let targets: BTreeSet<String> = plan.iter().map(|p| p.actions[0].label()).collect();
+        assert_eq!(
+            targets,
+            ["member leader", "member random"]
+                .into_iter()
+                .map(String::from)
+                .collect()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        std::fs::write(
+            &path,
+            "faults = []\ncombinations = [[\"member\", \"kill\"]]\n",
+        )
+        .unwrap();
+        let err = NemesisSpec::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("combinations") && err.contains("alone"),
+            "{err}"
+        );
     }
 
     #[test]

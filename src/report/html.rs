@@ -1124,7 +1124,7 @@ fn run_page(dir: &Path, inputs: &RunInputs, data: &PlotData, unavail: &Unavailab
     s.push_str(
         "<section id=\"plots\"><h2>Plots</h2>\
         <p class=\"note\">Points are coloured by function; ● ok, ✕ fail, △ info (unknown). Shaded: \
-        faults in force (red kill, amber pause, grey partition). Vertical lines: leader changes, \
+        faults in force (red kill, amber pause, grey partition, cyan membership change). Vertical lines: leader changes, \
         labelled with the new leader and term. Click a plot for the full-size file.</p>",
     );
     s.push_str(&embed_png(

@@ -541,13 +541,19 @@ pub fn fault_color(k: FaultKind) -> RGBColor {
         FaultKind::Kill => RGBColor(214, 39, 40),
         FaultKind::Pause => RGBColor(230, 171, 2),
         FaultKind::Partition => RGBColor(90, 90, 90),
+        FaultKind::Member => RGBColor(23, 190, 207),
     }
 }
 
 const FAULT_ALPHA: f64 = 0.16;
 const LEADER_COLOR: RGBColor = RGBColor(0, 0, 0);
 const FUNS: [Fun; 4] = [Fun::Read, Fun::Write, Fun::Cas, Fun::Append];
-const KINDS: [FaultKind; 3] = [FaultKind::Kill, FaultKind::Pause, FaultKind::Partition];
+const KINDS: [FaultKind; 4] = [
+    FaultKind::Kill,
+    FaultKind::Pause,
+    FaultKind::Partition,
+    FaultKind::Member,
+];
 const LEGEND_W: u32 = 190;
 
 /// Axis numbers without trailing zeros ("10", "0.5", "0.01").

@@ -39,6 +39,22 @@ pub fn read_samples(path: &Path) -> Vec<Sample> {
         .collect()
 }
 
+/// When the harness wiped each node's data dir (ns since the run started): the time of every
+/// membership fault's "start" line that installed (the line is written after the wipe).
+pub fn wipes(events: &[super::nemesis_loop::NemesisEvent]) -> HashMap<String, Vec<u64>> {
+    let mut out: HashMap<String, Vec<u64>> = HashMap::new();
+    for e in events.iter().filter(|e| {
+        e.fault == crate::nemesis::FaultKind::Member
+            && e.event == "start"
+            && e.outcome == "installed"
+    }) {
+        for n in &e.nodes {
+            out.entry(n.clone()).or_default().push(e.time);
+        }
+    }
+    out
+}
+
 /// Check both invariants; at most one violation of each kind per (term) or (node) is reported.
 pub fn check(samples: &[Sample], wiped: &HashMap<String, Vec<u64>>) -> Vec<Violation> {
     let mut out = Vec::new();
@@ -142,6 +158,32 @@ mod tests {
             &HashMap::new(),
         );
         assert!(v.is_empty());
+    }
+
+    #[test]
+    fn wipes_come_from_installed_membership_faults_only() {
+        use super::super::nemesis_loop::NemesisEvent;
+        use crate::nemesis::FaultKind;
+        let ev = |time, fault, event: &str, outcome: &str| NemesisEvent {
+            index: 0,
+            time,
+            event: event.into(),
+            fault,
+            label: String::new(),
+            nodes: vec!["n2".into()],
+            grudge: None,
+            outcome: outcome.into(),
+            reason: None,
+        };
+        let w = wipes(&[
+            ev(5, FaultKind::Member, "start", "installed"),
+            ev(6, FaultKind::Member, "stop", "healed"),
+            ev(7, FaultKind::Member, "start", "failed"),
+            ev(8, FaultKind::Kill, "start", "installed"),
+            ev(9, FaultKind::Member, "start", "installed"),
+        ]);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w["n2"], vec![5, 9]);
     }
 
     #[test]

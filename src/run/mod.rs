@@ -301,13 +301,24 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
             nemesis_path.display()
         )));
     }
-    let kinds = nspec.kinds(partitions_ok);
+    let membership_why = cspec.membership_unsupported();
+    if let (Some(why), true) = (&membership_why, nspec.names(FaultKind::Member)) {
+        return Err(RunError::Invalid(format!(
+            "{}: this nemesis changes membership, which {} cannot do: {why}",
+            nemesis_path.display(),
+            cluster_path.display()
+        )));
+    }
+    let kinds = nspec.kinds(partitions_ok, membership_why.is_none());
     let mut unsupported = BTreeMap::new();
     if !partitions_ok && nspec.faults.iter().any(|f| f == "all") {
         unsupported.insert(
             "partition".to_string(),
             format!("skipped: loopback mode ({net_reason})"),
         );
+    }
+    if let (Some(why), true) = (&membership_why, nspec.faults.iter().any(|f| f == "all")) {
+        unsupported.insert("member".to_string(), format!("skipped: {why}"));
     }
 
     // 3. Results dir.
@@ -407,6 +418,11 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
     let duration = Duration::from_secs_f64(wspec.duration_secs);
     let plan =
         crate::nemesis::schedule(&nspec, &kinds, opts.seed, wspec.duration_secs, cspec.nodes);
+    let planned: std::collections::BTreeSet<FaultKind> = plan
+        .iter()
+        .flat_map(|p| &p.actions)
+        .map(|a| a.kind())
+        .collect();
     if kinds.contains(&FaultKind::Partition) {
         // Shapes this cluster is too small for are reported skipped once, up front.
         for shape in nspec
@@ -461,6 +477,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         let nem = nemesis_loop::Nemesis {
             cluster: cluster.clone(),
             monitor: mon.clone(),
+            adapter: adapter.clone(),
             log: nemesis_log.clone(),
             seed: opts.seed,
             start,
@@ -540,7 +557,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         let _ = mon_task.await;
         (interrupted, phase, notes, unread)
     });
-    let (interrupted, phase, notes, unread_keys) = outcome;
+    let (interrupted, phase, mut notes, unread_keys) = outcome;
     let mut crashes = mon.crashes();
     crashes.extend(cluster.new_crashes());
     cluster.stop_all(Duration::from_secs(3));
@@ -610,7 +627,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
     }
     let leader_changes = monitor::leader_changes(&dir.join("leaders.jsonl"));
     let samples = invariants::read_samples(&dir.join("leaders.jsonl"));
-    let violations = invariants::check(&samples, &Default::default());
+    let violations = invariants::check(&samples, &invariants::wipes(&nemesis_events));
     exercised.leader_changes = leader_changes.len().saturating_sub(1);
 
     // 8. The run's verdict.
@@ -635,7 +652,21 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
             .iter()
             .filter(|e| e.event == "start" && e.fault == *k && e.outcome == "installed")
             .count();
-        if installed == 0 {
+        if !planned.contains(k) {
+            // Not a failure to inject: the fault phase was too short to reach this kind.
+            notes.push(format!(
+                "no {} fault was scheduled: {:.0} s of faults fit only {} (a fault and a healthy \
+                 interval each take about {:.0} s; raise --time-limit)",
+                k.name(),
+                wspec.duration_secs,
+                planned
+                    .iter()
+                    .map(|k| k.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                nspec.fault_secs + nspec.interval_secs
+            ));
+        } else if installed == 0 {
             verdict = verdict.merge(Verdict::Unknown);
             reasons.push(format!(
                 "the nemesis was asked for {} faults but never installed one (see nemesis.jsonl)",

@@ -53,6 +53,8 @@ pub struct Nemesis {
     pub cluster: Arc<Cluster>,
     /// Who leads now.
     pub monitor: Arc<super::monitor::Monitor>,
+    /// For membership changes.
+    pub adapter: Arc<dyn crate::client::Adapter>,
     /// nemesis.jsonl.
     pub log: Arc<JsonlSink>,
     /// Seed for target choices.
@@ -68,7 +70,14 @@ struct Active {
     kind: FaultKind,
     label: String,
     nodes: Vec<usize>,
+    /// Membership: the node was removed and wiped, so it must be restarted and added back
+    /// (false: the removal's outcome is open, so only the add-back is tried).
+    wiped: bool,
 }
+
+/// How long one membership request may take, and how long the nemesis keeps trying one.
+const MEMBER_REQUEST: Duration = Duration::from_secs(5);
+const MEMBER_PATIENCE: Duration = Duration::from_secs(15);
 
 impl Nemesis {
     /// Sleep until `at` (from the run start) or until stopped; false if stopped.
@@ -182,7 +191,18 @@ impl Nemesis {
                 let outcome = if err.is_none() { "installed" } else { "failed" };
                 self.record("start", kind, &label, &nodes, None, outcome, err.or(reason));
                 self.monitor.set_fault(Some(label.clone()));
-                Some(Active { kind, label, nodes })
+                Some(Active {
+                    kind,
+                    label,
+                    nodes,
+                    wiped: false,
+                })
+            }
+            Action::Member { target } => {
+                let node = resolve_target(target, n, leader, rng)[0];
+                let a = self.remove_member(node, leader, &label).await;
+                self.monitor.set_fault(Some(label.clone()));
+                Some(a)
             }
             Action::Partition { shape } => {
                 let Some(g) = grudge(shape, n, leader, rng) else {
@@ -224,9 +244,115 @@ impl Nemesis {
                 let outcome = if err.is_none() { "installed" } else { "failed" };
                 self.record("start", kind, &label, &nodes, Some(shown), outcome, err);
                 self.monitor.set_fault(Some(label.clone()));
-                Some(Active { kind, label, nodes })
+                Some(Active {
+                    kind,
+                    label,
+                    nodes,
+                    wiped: false,
+                })
             }
         }
+    }
+
+    /// The node to send a membership request to: the leader the monitor knows, unless that is
+    /// the node being changed and others exist, else the next node.
+    fn via(&self, changed: usize) -> usize {
+        match self.monitor.leader_index().map(|(i, _)| i) {
+            Some(l) if l != changed => l,
+            _ => (changed + 1) % self.cluster.len(),
+        }
+    }
+
+    /// First half of a membership fault: remove `node` through the leader (retrying refusals
+    /// such as "a change is already in progress" for a while), then kill it and wipe its data
+    /// dir. The wipe happens only after the removal is known to have committed: wiping a member
+    /// would be the harness forgetting a vote, not the server. The "start" line's time is the
+    /// wipe time the term-monotonicity check resets at.
+    async fn remove_member(&self, node: usize, leader: Option<usize>, label: &str) -> Active {
+        let id = self.cluster.endpoints[node].id;
+        let deadline = Instant::now() + MEMBER_PATIENCE;
+        let mut last_err = String::new();
+        let mut removed = false;
+        let mut attempts = 0;
+        while Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) && attempts < 20 {
+            attempts += 1;
+            match self
+                .adapter
+                .remove_member(self.via(node), id, MEMBER_REQUEST)
+                .await
+            {
+                Ok(()) => {
+                    removed = true;
+                    break;
+                }
+                Err(e) => last_err = e,
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let mut reason = (leader.is_none() && label.ends_with("leader"))
+            .then(|| "no leader known: chose a random node".to_string());
+        let mut wiped = false;
+        if removed {
+            let cluster = self.cluster.clone();
+            match tokio::task::spawn_blocking(move || cluster.wipe(node)).await {
+                Ok(Ok(())) => wiped = true,
+                Ok(Err(e)) => last_err = format!("removed, but: {e}"),
+                Err(e) => last_err = format!("removed, but: {e}"),
+            }
+        }
+        let outcome = if wiped { "installed" } else { "failed" };
+        if !wiped {
+            reason = Some(format!(
+                "{last_err} (after {attempts} attempts; the node was not wiped)"
+            ));
+        }
+        self.record(
+            "start",
+            FaultKind::Member,
+            label,
+            &[node],
+            None,
+            outcome,
+            reason,
+        );
+        Active {
+            kind: FaultKind::Member,
+            label: label.to_string(),
+            nodes: vec![node],
+            wiped,
+        }
+    }
+
+    /// Second half: start the wiped node (with the rejoin args) and add it back through the
+    /// leader, retrying while it boots or leadership moves.
+    async fn add_member_back(&self, a: &Active) -> Result<(), String> {
+        let node = a.nodes[0];
+        if a.wiped {
+            let cluster = self.cluster.clone();
+            tokio::task::spawn_blocking(move || cluster.restart(&[node]))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        }
+        let ep = &self.cluster.endpoints[node];
+        let deadline = Instant::now() + MEMBER_PATIENCE;
+        let mut last_err = String::from("not tried");
+        // Bounded by the deadline and by 30 attempts; keeps trying after stop (this is a heal).
+        for _ in 0..30 {
+            if Instant::now() >= deadline {
+                break;
+            }
+            match self
+                .adapter
+                .add_member(self.via(node), ep.id, ep.addr, MEMBER_REQUEST)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) => last_err = e,
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Err(format!("{} was not added back: {last_err}", ep.name))
     }
 
     /// Second step of a staggered kill: the nodes the first step left running.
@@ -257,11 +383,18 @@ impl Nemesis {
     }
 
     async fn heal(&self, a: Active) {
+        if a.kind == FaultKind::Member {
+            let res = self.add_member_back(&a).await;
+            let outcome = if res.is_ok() { "healed" } else { "failed" };
+            self.record("stop", a.kind, &a.label, &a.nodes, None, outcome, res.err());
+            self.monitor.set_fault(None);
+            return;
+        }
         let cluster = self.cluster.clone();
         let nodes = a.nodes.clone();
         let kind = a.kind;
         let res = tokio::task::spawn_blocking(move || match kind {
-            FaultKind::Kill => cluster.restart(&nodes).map(|_| ()),
+            FaultKind::Kill | FaultKind::Member => cluster.restart(&nodes).map(|_| ()),
             FaultKind::Pause => nodes.iter().try_for_each(|&i| cluster.resume(i)),
             FaultKind::Partition => cluster
                 .network
