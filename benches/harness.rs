@@ -44,6 +44,7 @@ fn main() {
             node_names: vec!["n1".into(), "n2".into(), "n3".into()],
             op_timeout: Duration::from_secs(1),
             stop: Arc::new(AtomicBool::new(false)),
+            leader_hint: None,
         });
         let until = start + Duration::from_secs(3);
         let ops: u64 = rt.block_on(async {

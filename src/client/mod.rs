@@ -107,6 +107,12 @@ pub trait Adapter: Send + Sync {
     /// Ask node `node` for its role, term and leader.
     async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, String>;
 
+    /// True if only the leader ever acknowledges a write (no follower forwarding), so that a
+    /// change in which node acknowledges writes is a leader change the monitor should sample.
+    fn writes_acknowledged_by_leader(&self) -> bool {
+        false
+    }
+
     /// Remove server `id` from the configuration, asking node `via` (and the leader it names).
     /// `Ok` only once the server says the change committed, or that `id` is not a member;
     /// an error leaves the outcome open, so the membership nemesis must not wipe the node.

@@ -406,6 +406,11 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
     // This run's own stop flag: set when the fault phase ends, or when the user interrupts
     // (`opts.interrupt` outlives the run and is shared by every run of --test-count/matrix).
     let stop = Arc::new(AtomicBool::new(false));
+    let mon = Arc::new(monitor::Monitor::new(
+        cluster.clone(),
+        adapter.clone(),
+        leaders_log.clone(),
+    ));
     let ctx = Arc::new(Ctx {
         adapter: adapter.clone(),
         history: history.clone(),
@@ -414,6 +419,9 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         node_names: cluster.names.clone(),
         op_timeout: Duration::from_secs_f64(wspec.op_timeout_secs),
         stop: stop.clone(),
+        leader_hint: adapter
+            .writes_acknowledged_by_leader()
+            .then(|| mon.hint.clone()),
     });
     let duration = Duration::from_secs_f64(wspec.duration_secs);
     let plan =
@@ -455,11 +463,6 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
             });
         }
     }
-    let mon = Arc::new(monitor::Monitor::new(
-        cluster.clone(),
-        adapter.clone(),
-        leaders_log.clone(),
-    ));
     let outcome = rt.block_on(async {
         let mon_stop = Arc::new(AtomicBool::new(false));
         let mon_task = tokio::spawn(monitor::run(mon.clone(), mon_stop.clone()));
@@ -551,6 +554,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
             node_names: cluster.names.clone(),
             op_timeout: ctx.op_timeout,
             stop: Arc::new(AtomicBool::new(false)),
+            leader_hint: None,
         };
         let unread = runner::final_reads(&final_ctx, &keys, first, Instant::now() + ready).await;
         mon_stop.store(true, Ordering::Relaxed);

@@ -1,6 +1,7 @@
-//! The monitor: samples every node's (role, term, leader) every 100 ms into leaders.jsonl, keeps
-//! the latest view for the nemesis ("kill the leader") and the progress bar, and notices nodes
-//! that exit on their own.
+//! The monitor: samples every node's (role, term, leader) every 100 ms into leaders.jsonl, and at
+//! once whenever clients see a different node acknowledge writes (a leader change as the
+//! adapter observes it); keeps the latest view for the nemesis ("kill the leader") and the
+//! progress bar, and notices nodes that exit on their own.
 
 use crate::client::{Adapter, Completion, NodeStatus, Request, Role};
 use crate::cluster::supervisor::{Cluster, Crash};
@@ -8,7 +9,7 @@ use crate::history::{Fun, Value};
 use crate::workload::recorder::JsonlSink;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,42 @@ pub struct Sample {
     pub leader: Option<String>,
 }
 
+/// Pokes the monitor when clients see a leader change: with an adapter whose writes are
+/// acknowledged only by the leader (raftkv), a write acknowledged by a different node than the
+/// previous one means leadership moved, or that an old leader is still acknowledging, which is
+/// exactly the short window in which a second leader could be sampled.
+pub struct LeaderHint {
+    last: AtomicUsize,
+    wake: tokio::sync::Notify,
+    pokes: std::sync::atomic::AtomicU64,
+}
+
+impl Default for LeaderHint {
+    fn default() -> Self {
+        LeaderHint {
+            last: AtomicUsize::new(usize::MAX),
+            wake: tokio::sync::Notify::new(),
+            pokes: Default::default(),
+        }
+    }
+}
+
+impl LeaderHint {
+    /// A write was acknowledged by `node`.
+    pub fn write_acknowledged_by(&self, node: usize) {
+        let prev = self.last.swap(node, Ordering::Relaxed);
+        if prev != node && prev != usize::MAX {
+            self.pokes.fetch_add(1, Ordering::Relaxed);
+            self.wake.notify_one();
+        }
+    }
+
+    /// How many extra samples clients asked for.
+    pub fn pokes(&self) -> u64 {
+        self.pokes.load(Ordering::Relaxed)
+    }
+}
+
 /// Shared view of the cluster.
 pub struct Monitor {
     cluster: Arc<Cluster>,
@@ -41,6 +78,8 @@ pub struct Monitor {
     latest: Mutex<Vec<Option<NodeStatus>>>,
     fault: Mutex<Option<String>>,
     crashes: Mutex<Vec<Crash>>,
+    /// Extra samples on client-observed leader changes.
+    pub hint: Arc<LeaderHint>,
 }
 
 impl Monitor {
@@ -54,6 +93,7 @@ impl Monitor {
             latest: Mutex::new(vec![None; n]),
             fault: Mutex::new(None),
             crashes: Mutex::new(Vec::new()),
+            hint: Arc::new(LeaderHint::default()),
         }
     }
 
@@ -135,13 +175,21 @@ impl Monitor {
     }
 }
 
-/// Sample until `stop` is set.
+/// The shortest gap between two samples, so that clients flapping between two nodes that both
+/// acknowledge writes cannot turn the monitor into a busy loop.
+const MIN_GAP: Duration = Duration::from_millis(10);
+
+/// Sample every [`SAMPLE_EVERY`], and at once when the leader hint fires, until `stop` is set.
 pub async fn run(mon: Arc<Monitor>, stop: Arc<AtomicBool>) {
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !stop.load(Ordering::Relaxed) {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = mon.hint.wake.notified() => {}
+        }
         mon.sample().await;
+        tokio::time::sleep(MIN_GAP).await;
     }
 }
 
@@ -219,4 +267,32 @@ pub fn leader_changes(path: &Path) -> Vec<super::LeaderChange> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hint_fires_only_when_another_node_acknowledges() {
+        let h = LeaderHint::default();
+        h.write_acknowledged_by(0);
+        h.write_acknowledged_by(0);
+        assert_eq!(h.pokes(), 0, "the first leader seen is not a change");
+        h.write_acknowledged_by(2);
+        h.write_acknowledged_by(2);
+        h.write_acknowledged_by(0);
+        assert_eq!(h.pokes(), 2);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        // A poke made before anyone waits is kept (Notify stores one permit).
+        let woke = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(1), h.wake.notified())
+                .await
+                .is_ok()
+        });
+        assert!(woke);
+    }
 }

@@ -41,6 +41,8 @@ pub struct Ctx {
     pub op_timeout: Duration,
     /// Set to stop issuing new ops (end of the phase, Ctrl-C).
     pub stop: Arc<AtomicBool>,
+    /// Told which node acknowledged each write, when the adapter says only leaders do.
+    pub leader_hint: Option<Arc<crate::run::monitor::LeaderHint>>,
 }
 
 impl Ctx {
@@ -80,6 +82,11 @@ impl Ctx {
             Completion::Ok { value, node } => {
                 self.counters.ok.fetch_add(1, Ordering::Relaxed);
                 self.record(EventType::Ok, process, req, value.clone(), *node, None);
+                if req.f != Fun::Read {
+                    if let Some(h) = &self.leader_hint {
+                        h.write_acknowledged_by(*node);
+                    }
+                }
             }
             Completion::Fail { error, node } => {
                 self.counters.fail.fetch_add(1, Ordering::Relaxed);
