@@ -387,8 +387,9 @@ pub fn write_index(results_root: &Path) -> Result<PathBuf, ReportError> {
     let count = |v: &str| rows.iter().filter(|r| r.verdict == v).count();
     let _ = writeln!(
         s,
-        "<p>{} runs: {} valid, {} invalid, {} unknown. Newest first.{}</p>",
+        "<p>{} {}: {} valid, {} invalid, {} unknown. Newest first.{}</p>",
         rows.len(),
+        if rows.len() == 1 { "run" } else { "runs" },
         count("valid"),
         count("invalid"),
         count("unknown"),
@@ -648,7 +649,7 @@ mod tests {
         assert_eq!(rels, ["raftkv-register-partition/20261101T000000.000Z"]);
         let html = std::fs::read_to_string(write_index(root.path()).unwrap()).unwrap();
         assert!(
-            html.contains("<p>1 runs: 0 valid, 1 invalid, 0 unknown."),
+            html.contains("<p>1 run: 0 valid, 1 invalid, 0 unknown."),
             "{html}"
         );
     }
