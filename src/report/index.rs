@@ -561,7 +561,7 @@ mod tests {
             .find("<h2 id=\"matrix\">Bug-detection matrix</h2>")
             .unwrap();
         let runs = html.find("<h2 id=\"runs\">Runs</h2>").unwrap();
-        assert!(section < runs && runs < html.find("runs: ").unwrap());
+        assert!(section < runs && runs < html.find("1 run: ").unwrap());
         let matrix = &html[section..runs];
         // The newest readable summary (20261102), linked; the broken 03 and 04 are skipped.
         assert!(matrix.contains("2026-11-02 00:00:00"), "{matrix}");
