@@ -196,7 +196,12 @@ pub fn summarise(spec: &MatrixSpec, records: &[RunRecord], found_once: bool) -> 
                 .filter(|t| t.is_finite())
                 .collect();
             times.sort_by(f64::total_cmp);
-            let median = (!times.is_empty()).then(|| times[times.len() / 2]);
+            // The usual median: the middle value, or the mean of the two middle ones.
+            let median = match times.len() {
+                0 => None,
+                n if n % 2 == 1 => Some(times[n / 2]),
+                n => Some((times[n / 2 - 1] + times[n / 2]) / 2.0),
+            };
             let runs = mine.len();
             let pass = match row.expect {
                 Verdict::Invalid if found_once => invalid >= 1,
@@ -473,6 +478,12 @@ mod tests {
         let s = summarise(&spec, &recs, false);
         assert!(s[0].pass, "9 of 10 meets the target");
         assert_eq!(s[0].median_first_violation_secs, Some(4.0));
+        let even: Vec<RunRecord> = [1.0, 2.0, 6.0, 9.0]
+            .iter()
+            .map(|&t| rec("bug", Some(Verdict::Invalid), Some(t)))
+            .collect();
+        let e = summarise(&spec, &even, false);
+        assert_eq!(e[0].median_first_violation_secs, Some(4.0), "(2 + 6) / 2");
         assert!(!s[1].pass, "an unknown control tested nothing");
         assert_eq!(s[1].unknown, 1);
         recs.push(rec("ctl", Some(Verdict::Invalid), Some(1.0)));
