@@ -129,6 +129,9 @@ pub struct RowSummary {
     pub median_first_violation_secs: Option<f64>,
     /// The finding of one failing run.
     pub example: Option<String>,
+    /// That run's results dir (its report.html holds the whole counterexample), as recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example_dir: Option<String>,
     /// Whether the row meets its target (bugs: found in >= 90% of runs; controls: every run
     /// valid, since an unknown control tested nothing).
     pub pass: bool,
@@ -202,6 +205,7 @@ pub fn summarise(spec: &MatrixSpec, records: &[RunRecord], found_once: bool) -> 
                 n if n % 2 == 1 => Some(times[n / 2]),
                 n => Some((times[n / 2 - 1] + times[n / 2]) / 2.0),
             };
+            let example = mine.iter().find(|r| r.verdict == Some(Verdict::Invalid));
             let runs = mine.len();
             let pass = match row.expect {
                 Verdict::Invalid if found_once => invalid >= 1,
@@ -216,10 +220,8 @@ pub fn summarise(spec: &MatrixSpec, records: &[RunRecord], found_once: bool) -> 
                 unknown: count(Verdict::Unknown),
                 errors: mine.iter().filter(|r| r.verdict.is_none()).count(),
                 median_first_violation_secs: median,
-                example: mine
-                    .iter()
-                    .find(|r| r.verdict == Some(Verdict::Invalid))
-                    .and_then(|r| r.finding.clone()),
+                example: example.and_then(|r| r.finding.clone()),
+                example_dir: example.map(|r| r.dir.clone()).filter(|d| !d.is_empty()),
                 pass,
                 why: row.why.clone(),
             }

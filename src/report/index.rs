@@ -255,9 +255,21 @@ pub fn scan_matrices(root: &Path) -> Vec<MatrixEntry> {
         .collect()
 }
 
+/// The example run's report.html relative to `root`, if the recorded dir (absolute, or relative
+/// to where the matrix ran) still exists under the root.
+fn example_report(root: &Path, dir: Option<&str>) -> Option<String> {
+    let dir = std::fs::canonicalize(dir?).ok()?;
+    let root = std::fs::canonicalize(root).ok()?;
+    let report = dir.join("report.html");
+    if !report.is_file() {
+        return None;
+    }
+    rel_path(&root, &report)
+}
+
 /// The matrix section: the newest summary as a table, older ones as links. Empty when there
 /// is no readable summary.
-fn matrix_section(entries: &[MatrixEntry]) -> String {
+fn matrix_section(root: &Path, entries: &[MatrixEntry]) -> String {
     let Some((newest, older)) = entries.split_first() else {
         return String::new();
     };
@@ -307,6 +319,15 @@ fn matrix_section(entries: &[MatrixEntry]) -> String {
             ),
             Some(e) => format!("<td>{}</td>", esc(e)),
             None => "<td>-</td>".to_string(),
+        };
+        // One click to the whole counterexample, when that run is still under this root.
+        let example = match example_report(root, r.example_dir.as_deref()) {
+            Some(rel) => example.replacen(
+                "</td>",
+                &format!(" <a href=\"{}\">report</a></td>", href(&rel)),
+                1,
+            ),
+            None => example,
         };
         let _ = writeln!(
             s,
@@ -383,7 +404,7 @@ pub fn write_index(results_root: &Path) -> Result<PathBuf, ReportError> {
          tr.missed td{background:#fdecea}\n\
          </style>\n</head>\n<body>\n<h1>raftcheck results</h1>\n",
     );
-    s.push_str(&matrix_section(&scan_matrices(results_root)));
+    s.push_str(&matrix_section(results_root, &scan_matrices(results_root)));
     let count = |v: &str| rows.iter().filter(|r| r.verdict == v).count();
     let _ = writeln!(
         s,
@@ -511,7 +532,14 @@ mod tests {
             r#"{"verdict":"invalid","run_id":"a","cluster":"raftkv","workload":"register","nemesis":"partition","started":"2026-11-01T00:00:00+00:00","seed":1}"#,
         )
         .unwrap();
+        std::fs::write(run.join("report.html"), "<html></html>").unwrap();
         let m = root.path().join("matrix");
+        let mut found = rec(
+            "stale-read",
+            Verdict::Invalid,
+            Some("key 1: read <script>alert(\"x\")</script> & 'stale'"),
+        );
+        found.dir = run.display().to_string();
         write_summary(
             &m.join("20261101T000000Z"),
             &spec(),
@@ -525,14 +553,7 @@ mod tests {
         write_summary(
             &m.join("20261102T000000Z"),
             &spec(),
-            &[
-                rec(
-                    "stale-read",
-                    Verdict::Invalid,
-                    Some("key 1: read <script>alert(\"x\")</script> & 'stale'"),
-                ),
-                rec("control-raftkv", Verdict::Unknown, None),
-            ],
+            &[found, rec("control-raftkv", Verdict::Unknown, None)],
             false,
         )
         .unwrap();
@@ -586,6 +607,13 @@ mod tests {
             "read &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;stale&#39;"
         ));
         assert!(!html.contains("<script"), "{html}");
+        // The failing run's report is one click away.
+        assert!(
+            bug.contains(
+                "<a href=\"raftkv-register-partition/20261101T000000.000Z/report.html\">report</a>"
+            ),
+            "{bug}"
+        );
         // Control row went unknown: target missed, marked.
         let ctl = table_row(matrix, "control-raftkv");
         assert!(ctl.starts_with("<tr class=\"missed\">"), "{ctl}");
