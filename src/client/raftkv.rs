@@ -261,6 +261,9 @@ impl Adapter for RaftkvAdapter {
     }
 
     async fn remove_member(&self, via: usize, id: u64, timeout: Duration) -> Result<(), String> {
+        // "is not a member" counts as removed only because raftkv checks, before membership,
+        // that no change is uncommitted (503 "already in progress") and that the leader has
+        // committed an entry of its term (503): a leader that says it, has the removal committed.
         self.admin(
             via,
             "/admin/remove",
