@@ -119,7 +119,25 @@ fn valid_run(
     extra: &[&str],
 ) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("tempdir");
-    let results = dir.path().join("results");
+    valid_run_in(
+        &dir.path().join("results"),
+        cluster,
+        workload,
+        nemesis,
+        secs,
+        extra,
+    )
+}
+
+/// [`valid_run`] with its results kept in `results`, for tests that read the run's files.
+fn valid_run_in(
+    results: &Path,
+    cluster: &str,
+    workload: &str,
+    nemesis: &str,
+    secs: u32,
+    extra: &[&str],
+) -> serde_json::Value {
     let secs_s = secs.to_string();
     let mut args = vec![
         "run",
@@ -139,7 +157,7 @@ fn valid_run(
     ];
     args.extend_from_slice(extra);
     let o = raftcheck(&args, Duration::from_secs(secs as u64 + 150));
-    let r = results_json(&results);
+    let r = results_json(results);
     assert_eq!(o.status.code(), Some(0), "{}\nresults: {r:#}", text(&o));
     assert_eq!(r["verdict"], "valid");
     let run_id = r["run_id"].as_str().expect("run id");
@@ -212,25 +230,7 @@ fn raftkv_under_membership_changes_is_valid_and_wiped_nodes_rejoin() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let results = dir.path().join("results");
-    let o = raftcheck(
-        &[
-            "run",
-            "--workload",
-            "register",
-            "--nemesis",
-            "member",
-            "--time-limit",
-            "16",
-            "--seed",
-            "3",
-            "--quiet",
-            "--results",
-            results.to_str().expect("utf8"),
-        ],
-        Duration::from_secs(170),
-    );
-    let r = results_json(&results);
-    assert_eq!(o.status.code(), Some(0), "{}\nresults: {r:#}", text(&o));
+    let r = valid_run_in(&results, "raftkv", "register", "member", 16, &[]);
     assert!(installed(&r, "member") >= 2, "{:#}", r["exercised"]);
     let run = std::fs::read_link(results.join("latest")).expect("latest");
     let run = results.join(run);

@@ -261,15 +261,16 @@ impl Cluster {
     /// The membership nemesis calls this only after the node's removal committed.
     pub fn wipe(&self, i: usize) -> Result<(), ClusterError> {
         self.kill(i)?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while self.is_up(i) {
-            if std::time::Instant::now() > deadline {
-                return Err(ClusterError::Node {
-                    node: self.names[i].clone(),
-                    msg: "still running 10 s after SIGKILL; data dir not wiped".into(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let exited = self
+            .slot(i)
+            .proc
+            .as_ref()
+            .is_none_or(|p| p.wait_exit(Duration::from_secs(10)).is_some());
+        if !exited {
+            return Err(ClusterError::Node {
+                node: self.names[i].clone(),
+                msg: "still running 10 s after SIGKILL; data dir not wiped".into(),
+            });
         }
         let dir = &self.data_dirs[i];
         let fail = |e: std::io::Error| ClusterError::Node {

@@ -456,14 +456,18 @@ mod tests {
         assert_eq!(href("a b/c:d/é.html"), "a%20b/c%3Ad/%C3%A9.html");
     }
 
+    /// A run (or check) dir `rel` under `root` holding `results_json`.
+    fn fake_run(root: &Path, rel: &str, results_json: &str) -> PathBuf {
+        let d = root.join(rel);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("results.json"), results_json).unwrap();
+        d
+    }
+
     #[test]
     fn index_lists_runs_newest_first_and_skips_symlinks() {
         let root = tempfile::tempdir().unwrap();
-        let mk = |rel: &str, json: &str| {
-            let d = root.path().join(rel);
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("results.json"), json).unwrap();
-        };
+        let mk = |rel: &str, json: &str| fake_run(root.path(), rel, json);
         mk(
             "raftkv-register-kill/20261101T000000.000Z",
             r#"{"verdict":"valid","run_id":"a","cluster":"raftkv","workload":"register","nemesis":"kill","started":"2026-11-01T00:00:00+00:00","seed":1,"exercised":{"ops":{"read":{"ok":3,"info":1}}}}"#,
@@ -523,15 +527,11 @@ mod tests {
     /// went unknown (target missed).
     fn root_with_matrices() -> tempfile::TempDir {
         let root = tempfile::tempdir().unwrap();
-        let run = root
-            .path()
-            .join("raftkv-register-partition/20261101T000000.000Z");
-        std::fs::create_dir_all(&run).unwrap();
-        std::fs::write(
-            run.join("results.json"),
+        let run = fake_run(
+            root.path(),
+            "raftkv-register-partition/20261101T000000.000Z",
             r#"{"verdict":"invalid","run_id":"a","cluster":"raftkv","workload":"register","nemesis":"partition","started":"2026-11-01T00:00:00+00:00","seed":1}"#,
-        )
-        .unwrap();
+        );
         std::fs::write(run.join("report.html"), "<html></html>").unwrap();
         let m = root.path().join("matrix");
         let mut found = rec(
@@ -706,15 +706,11 @@ mod tests {
     #[test]
     fn no_matrix_dir_no_matrix_section() {
         let root = tempfile::tempdir().unwrap();
-        let run = root
-            .path()
-            .join("raftkv-register-kill/20261101T000000.000Z");
-        std::fs::create_dir_all(&run).unwrap();
-        std::fs::write(
-            run.join("results.json"),
+        fake_run(
+            root.path(),
+            "raftkv-register-kill/20261101T000000.000Z",
             r#"{"verdict":"valid","run_id":"a","started":"2026-11-01T00:00:00+00:00"}"#,
-        )
-        .unwrap();
+        );
         let html = std::fs::read_to_string(write_index(root.path()).unwrap()).unwrap();
         assert!(!html.contains("matrix"), "{html}");
         assert!(!html.contains("<h2"), "{html}");

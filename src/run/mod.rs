@@ -310,14 +310,15 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         )));
     }
     let kinds = nspec.kinds(partitions_ok, membership_why.is_none());
+    let wants_all = nspec.faults.iter().any(|f| f == "all");
     let mut unsupported = BTreeMap::new();
-    if !partitions_ok && nspec.faults.iter().any(|f| f == "all") {
+    if !partitions_ok && wants_all {
         unsupported.insert(
             "partition".to_string(),
             format!("skipped: loopback mode ({net_reason})"),
         );
     }
-    if let (Some(why), true) = (&membership_why, nspec.faults.iter().any(|f| f == "all")) {
+    if let (Some(why), true) = (&membership_why, wants_all) {
         unsupported.insert("member".to_string(), format!("skipped: {why}"));
     }
 
@@ -663,11 +664,15 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
                  interval each take about {:.0} s; raise --time-limit)",
                 k.name(),
                 wspec.duration_secs,
-                planned
-                    .iter()
-                    .map(|k| k.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                if planned.is_empty() {
+                    "none".to_string()
+                } else {
+                    planned
+                        .iter()
+                        .map(|k| k.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
                 nspec.fault_secs + nspec.interval_secs
             ));
         } else if installed == 0 {

@@ -200,7 +200,9 @@ impl Nemesis {
             }
             Action::Member { target } => {
                 let node = resolve_target(target, n, leader, rng)[0];
-                let a = self.remove_member(node, leader, &label).await;
+                let reason = (target == Target::Leader && leader.is_none())
+                    .then(|| "no leader known: chose a random node".to_string());
+                let a = self.remove_member(node, reason, &label).await;
                 self.monitor.set_fault(Some(label.clone()));
                 Some(a)
             }
@@ -268,43 +270,29 @@ impl Nemesis {
     /// dir. The wipe happens only after the removal is known to have committed: wiping a member
     /// would be the harness forgetting a vote, not the server. The "start" line's time is the
     /// wipe time the term-monotonicity check resets at.
-    async fn remove_member(&self, node: usize, leader: Option<usize>, label: &str) -> Active {
+    async fn remove_member(&self, node: usize, mut reason: Option<String>, label: &str) -> Active {
         let id = self.cluster.endpoints[node].id;
-        let deadline = Instant::now() + MEMBER_PATIENCE;
-        let mut last_err = String::new();
-        let mut removed = false;
-        let mut attempts = 0;
-        while Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) && attempts < 20 {
-            attempts += 1;
-            match self
-                .adapter
-                .remove_member(self.via(node), id, MEMBER_REQUEST)
-                .await
-            {
-                Ok(()) => {
-                    removed = true;
-                    break;
+        let removal = self
+            .persist(false, || {
+                self.adapter
+                    .remove_member(self.via(node), id, MEMBER_REQUEST)
+            })
+            .await;
+        let wipe = match removal {
+            Ok(()) => {
+                let cluster = self.cluster.clone();
+                match tokio::task::spawn_blocking(move || cluster.wipe(node)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(format!("removed, but: {e}")),
+                    Err(e) => Err(format!("removed, but: {e}")),
                 }
-                Err(e) => last_err = e,
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        let mut reason = (leader.is_none() && label.ends_with("leader"))
-            .then(|| "no leader known: chose a random node".to_string());
-        let mut wiped = false;
-        if removed {
-            let cluster = self.cluster.clone();
-            match tokio::task::spawn_blocking(move || cluster.wipe(node)).await {
-                Ok(Ok(())) => wiped = true,
-                Ok(Err(e)) => last_err = format!("removed, but: {e}"),
-                Err(e) => last_err = format!("removed, but: {e}"),
-            }
-        }
+            Err(e) => Err(e),
+        };
+        let wiped = wipe.is_ok();
         let outcome = if wiped { "installed" } else { "failed" };
-        if !wiped {
-            reason = Some(format!(
-                "{last_err} (after {attempts} attempts; the node was not wiped)"
-            ));
+        if let Err(e) = wipe {
+            reason = Some(format!("{e}; the node was not wiped"));
         }
         self.record(
             "start",
@@ -335,24 +323,36 @@ impl Nemesis {
                 .map_err(|e| e.to_string())?;
         }
         let ep = &self.cluster.endpoints[node];
+        // A heal: keeps trying after the run's stop flag is set.
+        self.persist(true, || {
+            self.adapter
+                .add_member(self.via(node), ep.id, ep.addr, MEMBER_REQUEST)
+        })
+        .await
+        .map_err(|e| format!("{} was not added back: {e}", ep.name))
+    }
+
+    /// Repeat a membership request until it succeeds, for at most [`MEMBER_PATIENCE`] and 30
+    /// attempts, 300 ms apart (refusals such as "a change is already in progress" or "not the
+    /// leader" pass as leadership settles); unless `through_stop`, also until the run stops.
+    async fn persist<F, Fut>(&self, through_stop: bool, mut call: F) -> Result<(), String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
         let deadline = Instant::now() + MEMBER_PATIENCE;
-        let mut last_err = String::from("not tried");
-        // Bounded by the deadline and by 30 attempts; keeps trying after stop (this is a heal).
-        for _ in 0..30 {
-            if Instant::now() >= deadline {
+        let mut last = String::from("not tried: the run was stopping");
+        for attempt in 1..=30 {
+            if Instant::now() >= deadline || (!through_stop && self.stop.load(Ordering::Relaxed)) {
                 break;
             }
-            match self
-                .adapter
-                .add_member(self.via(node), ep.id, ep.addr, MEMBER_REQUEST)
-                .await
-            {
+            match call().await {
                 Ok(()) => return Ok(()),
-                Err(e) => last_err = e,
+                Err(e) => last = format!("{e} (after {attempt} attempts)"),
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        Err(format!("{} was not added back: {last_err}", ep.name))
+        Err(last)
     }
 
     /// Second step of a staggered kill: the nodes the first step left running.
