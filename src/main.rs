@@ -5,9 +5,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use raftcheck::checker::{self, CheckOptions, Model, Verdict};
+use raftcheck::checker::{self, CheckOptions, Model};
 use raftcheck::history;
-use raftcheck::report::{self, text, CheckReport, HistoryCheck};
+use raftcheck::report::{self, text, CheckReport, Conclusion, HistoryCheck};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -48,6 +48,9 @@ enum Cmd {
         input: PathBuf,
         /// Output file: `.edn` writes EDN, anything else JSONL.
         output: PathBuf,
+        /// Do not check `time` against the file order (see `check --trust-file-order`).
+        #[arg(long)]
+        trust_file_order: bool,
     },
 }
 
@@ -165,7 +168,13 @@ struct CheckArgs {
     /// fail, as Knossos reads them).
     #[arg(long)]
     edn_fail_cas_is_mismatch: bool,
-    /// Directory for results.json (default: results/check/<timestamp>).
+    /// Use the file order alone and do not check `time` against it. By default a time that goes
+    /// back in file order is an error, because file order is the real-time order the checker
+    /// uses. Jepsen's worker threads stamp times concurrently, so its histories can disagree
+    /// with their order by microseconds; Knossos trusts the order, and so does this flag.
+    #[arg(long)]
+    trust_file_order: bool,
+    /// Directory for results.json and report.html (default: results/check/<timestamp>).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Print results.json on stdout instead of the human summary.
@@ -198,56 +207,80 @@ fn main() -> ExitCode {
         Cmd::Clean => cmd_clean().map(|_| 0),
         Cmd::Matrix(args) => cmd_matrix(args),
         Cmd::Report { run_dir } => cmd_report(&run_dir).map(|_| 0),
-        Cmd::Convert { input, output } => cmd_convert(&input, &output).map(|_| 0),
+        Cmd::Convert {
+            input,
+            output,
+            trust_file_order,
+        } => cmd_convert(&input, &output, trust_file_order).map(|_| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("raftcheck: error: {e:#}");
+            eprintln!("raftcheck: error: {}", error_chain(&e));
             ExitCode::from(2)
         }
     }
 }
 
-fn read_ops(path: &Path, edn_mismatch: bool) -> Result<Vec<history::Op>> {
-    let (events, src) = history::read_file_with(path, edn_mismatch)?;
-    Ok(history::pair(&events, &src)?)
+/// An error and its causes on one line, each cause once: library errors often show their
+/// source in their own message already (`path: No such file or directory`), and printing the
+/// chain naively would say it twice.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
+/// One file's conclusion, its paired ops when it could be read and paired, and whether its bytes
+/// could be read at all (an unreadable path writes no results; a malformed file does).
 fn check_one(
     path: &Path,
     args: &CheckArgs,
     opts: &CheckOptions,
-) -> (HistoryCheck, Option<Vec<history::Op>>) {
+) -> (HistoryCheck, Option<Vec<history::Op>>, bool) {
     let file = path.display().to_string();
-    let checked = read_ops(path, args.edn_fail_cas_is_mismatch).and_then(|ops| {
-        let counts = report::op_counts(&ops);
-        let r = checker::check(&ops, opts).with_context(|| file.clone())?;
-        Ok((counts, r, ops))
-    });
-    let (h, ops) = match checked {
-        Ok((op_counts, r, ops)) => (
+    let failed = |error: String| HistoryCheck {
+        file: file.clone(),
+        verdict: Conclusion::Error,
+        error: Some(error),
+        op_counts: Default::default(),
+        check: None,
+    };
+    let read = match history::read_file_with(path, args.edn_fail_cas_is_mismatch) {
+        Ok(read) => read,
+        Err(e @ history::HistoryError::Io { .. }) => return (failed(e.to_string()), None, false),
+        Err(e) => return (failed(e.to_string()), None, true),
+    };
+    let pairing = history::PairOptions {
+        check_times: !args.trust_file_order,
+    };
+    let ops = match history::pair_with(&read.0, &read.1, pairing) {
+        Ok(ops) => ops,
+        Err(e) => return (failed(e.to_string()), None, true),
+    };
+    match checker::check(&ops, opts) {
+        Ok(r) => (
             HistoryCheck {
-                file,
-                verdict: Some(r.verdict),
+                file: file.clone(),
+                verdict: r.verdict.into(),
                 error: None,
-                op_counts,
+                op_counts: report::op_counts(&ops),
                 check: Some(r),
             },
             Some(ops),
+            true,
         ),
-        Err(e) => (
-            HistoryCheck {
-                file,
-                verdict: None,
-                error: Some(format!("{e:#}")),
-                op_counts: Default::default(),
-                check: None,
-            },
-            None,
-        ),
-    };
-    (h, ops)
+        Err(e) => (failed(format!("{file}: {e}")), None, true),
+    }
 }
 
 fn cmd_check(args: CheckArgs) -> Result<i32> {
@@ -260,63 +293,66 @@ fn cmd_check(args: CheckArgs) -> Result<i32> {
     };
     let mut histories = Vec::new();
     let mut ops_by_file = std::collections::BTreeMap::new();
+    let mut any_read = false;
     for path in &args.files {
-        let (h, ops) = check_one(path, &args, &opts);
+        let (h, ops, read) = check_one(path, &args, &opts);
+        any_read |= read;
         if let Some(ops) = ops {
             ops_by_file.insert(h.file.clone(), ops);
         }
-        if !args.json {
-            match (&h.check, &h.error) {
-                (Some(r), _) => {
-                    println!("{}", text::verdict_line(&h.file, r));
-                    print!("{}", text::details(r));
-                }
-                (None, Some(e)) => eprintln!("raftcheck: error: {e}"),
-                (None, None) => {}
+        // Errors go to stderr even with --json, whose stdout is only the JSON.
+        match (&h.check, &h.error) {
+            (Some(r), _) if !args.json => {
+                println!("{}", text::verdict_line(&h.file, r));
+                print!("{}", text::details(r));
             }
+            (None, Some(e)) => eprintln!("raftcheck: error: {e}"),
+            _ => {}
         }
         histories.push(h);
     }
     let verdict = histories
         .iter()
-        .filter_map(|h| h.verdict)
-        .fold(Verdict::Valid, Verdict::merge);
-    let errors = histories.iter().any(|h| h.error.is_some());
-    let rep = CheckReport {
-        verdict,
-        errors,
-        histories,
-    };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("results").join("check").join(report::timestamp()));
-    let results = out.join("results.json");
-    report::write_json(&results, &rep).with_context(|| format!("writing {}", results.display()))?;
+        .fold(Conclusion::Valid, |v, h| v.merge(h.verdict));
+    let rep = CheckReport { verdict, histories };
+    // Nothing could be read at all: there is nothing to keep, so nothing is written (a results
+    // dir holding only "could not read" would look like a check that happened).
+    let out = any_read.then(|| {
+        args.out
+            .clone()
+            .unwrap_or_else(|| Path::new("results").join("check").join(report::timestamp()))
+    });
+    let mut written = Vec::new();
+    if let Some(out) = &out {
+        let results = out.join("results.json");
+        report::write_json(&results, &rep)
+            .with_context(|| format!("writing {}", results.display()))?;
+        written.push(("results", results));
+        // The page is for people: failing to draw it never changes the exit code.
+        match report::render_check(out, &rep, &ops_by_file) {
+            Ok(_) => written.push(("report", out.join("report.html"))),
+            Err(e) => eprintln!("raftcheck: warning: could not write the report: {e}"),
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {
         if rep.histories.len() > 1 {
-            let n = |v: Verdict| {
-                rep.histories
-                    .iter()
-                    .filter(|h| h.verdict == Some(v))
-                    .count()
-            };
+            let n = |v: Conclusion| rep.histories.iter().filter(|h| h.verdict == v).count();
             println!(
                 "{} histories: {} valid, {} invalid, {} unknown, {} not checkable",
                 rep.histories.len(),
-                n(Verdict::Valid),
-                n(Verdict::Invalid),
-                n(Verdict::Unknown),
-                rep.histories.iter().filter(|h| h.error.is_some()).count()
+                n(Conclusion::Valid),
+                n(Conclusion::Invalid),
+                n(Conclusion::Unknown),
+                n(Conclusion::Error)
             );
         }
-        println!("results: {}", results.display());
-        println!("report: {}", out.join("report.html").display());
+        for (what, path) in &written {
+            println!("{what}: {}", path.display());
+        }
     }
-    // Bad input wins: the user must fix the invocation before any verdict means anything.
-    Ok(if errors { 2 } else { verdict.exit_code() })
+    Ok(i32::from(rep.verdict.exit_code()))
 }
 
 fn cmd_run(args: RunArgs) -> Result<i32> {
@@ -342,7 +378,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
             }
         });
     }
-    let mut worst: Option<i32> = None;
+    let mut worst = Conclusion::Valid;
     let mut finished: Vec<(PathBuf, run::RunResults)> = Vec::new();
     let command: Vec<String> = std::env::args().collect();
     for i in 0..args.test_count {
@@ -416,7 +452,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
             println!("  {reason}");
         }
         println!("report: {}", out.dir.join("report.html").display());
-        let code = out.exit_code;
+        let conclusion = Conclusion::from(out.verdict);
         finished.push((out.dir.clone(), out.results));
         if let Some(path) = &args.junit {
             let runs: Vec<(&Path, &run::RunResults)> =
@@ -424,30 +460,12 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
             report::write_junit(path, &runs)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        worst = Some(match worst {
-            None => code,
-            Some(w) => worse(w, code),
-        });
+        worst = worst.merge(conclusion);
         if interrupt.load(Ordering::Relaxed) {
             break;
         }
     }
-    Ok(worst.unwrap_or(0))
-}
-
-/// Order exit codes by severity: invalid (1) over unknown (3) over valid (0).
-fn worse(a: i32, b: i32) -> i32 {
-    let rank = |c: i32| match c {
-        1 => 3,
-        2 => 4,
-        3 => 2,
-        _ => 1,
-    };
-    if rank(a) >= rank(b) {
-        a
-    } else {
-        b
-    }
+    Ok(i32::from(worst.exit_code()))
 }
 
 fn rand_seed() -> u64 {
@@ -546,9 +564,16 @@ fn cmd_clean() -> Result<()> {
     Ok(())
 }
 
-fn cmd_convert(input: &Path, output: &Path) -> Result<()> {
+fn cmd_convert(input: &Path, output: &Path, trust_file_order: bool) -> Result<()> {
     let (events, src) = history::read_file(input)?;
-    history::pair(&events, &src)?; // refuse to convert a malformed history
+    // Refuse to convert a malformed or empty history, before creating the output.
+    let pairing = history::PairOptions {
+        check_times: !trust_file_order,
+    };
+    history::pair_with(&events, &src, pairing)?;
+    if events.is_empty() {
+        bail!("{}: no events", input.display());
+    }
     let file =
         std::fs::File::create(output).with_context(|| format!("creating {}", output.display()))?;
     let w = std::io::BufWriter::new(file);
@@ -559,8 +584,5 @@ fn cmd_convert(input: &Path, output: &Path) -> Result<()> {
         history::jsonl::write(w, &events)
     }
     .with_context(|| format!("writing {}", output.display()))?;
-    if events.is_empty() {
-        bail!("{}: no events", input.display());
-    }
     Ok(())
 }

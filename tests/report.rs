@@ -672,25 +672,24 @@ fn a_short_real_run_renders_a_report_that_parses_and_loads() {
 
 #[test]
 fn check_out_renders_a_page_and_a_latency_plot_per_history() {
-    use raftcheck::report::{op_counts, render_check, CheckReport, HistoryCheck};
+    use raftcheck::report::{op_counts, render_check, CheckReport, Conclusion, HistoryCheck};
     let inputs = read_run(&fixture()).unwrap();
     let check = raftcheck::checker::check(&inputs.ops, &Default::default()).expect("checkable");
     assert_eq!(check.verdict, raftcheck::checker::Verdict::Invalid);
     let file = fixture().join("history.jsonl").display().to_string();
     let report = CheckReport {
-        verdict: check.verdict,
-        errors: true,
+        verdict: Conclusion::Error,
         histories: vec![
             HistoryCheck {
                 file: file.clone(),
-                verdict: Some(check.verdict),
+                verdict: check.verdict.into(),
                 error: None,
                 op_counts: op_counts(&inputs.ops),
                 check: Some(check),
             },
             HistoryCheck {
                 file: "missing.jsonl".into(),
-                verdict: None,
+                verdict: Conclusion::Error,
                 error: Some("missing.jsonl: No such file or directory".into()),
                 op_counts: Default::default(),
                 check: None,
@@ -709,7 +708,8 @@ fn check_out_renders_a_page_and_a_latency_plot_per_history() {
     );
     check_png(&out.path().join("latency-1.png"));
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
-    assert!(html.contains("<h1>INVALID</h1>") && html.contains("NOT CHECKED"));
+    assert!(html.contains("<h1>ERROR</h1>") && html.contains(">INVALID</span>"));
+    assert!(html.contains(">ERROR</span>") && html.contains("some could not be checked"));
     assert!(html.contains("cannot be placed"));
     check_html(&out.path().join("report.html"));
 }

@@ -165,10 +165,25 @@ pub struct CheckResult {
     pub keys: Vec<KeyResult>,
 }
 
-/// Check a paired history.
+/// The reason an empty history is unknown rather than valid.
+pub const NO_OPERATIONS: &str = "the history has no operations: it tested nothing";
+
+/// Check a paired history. An empty one is [`Verdict::Unknown`] ([`NO_OPERATIONS`]).
 pub fn check(ops: &[Op], opts: &CheckOptions) -> Result<CheckResult, CheckError> {
     let start = Instant::now();
     let model = opts.model.unwrap_or_else(|| Model::infer(ops));
+    if ops.is_empty() {
+        // Vacuously linearizable, but a history with no operations tested nothing: saying
+        // valid would let an empty or truncated file pass a release gate.
+        return Ok(CheckResult {
+            verdict: Verdict::Unknown,
+            model,
+            ops: 0,
+            millis: start.elapsed().as_secs_f64() * 1e3,
+            reason: Some(NO_OPERATIONS.to_string()),
+            keys: Vec::new(),
+        });
+    }
     model
         .validate(ops)
         .map_err(|(op, msg)| CheckError::Model { op, msg })?;

@@ -26,7 +26,7 @@
 //! spelled out on `is_keyed` below); their `[key value]` tuples are split into [`Event::key`]
 //! (a string: integer and keyword keys are written as text) and [`Event::value`].
 
-use super::{Event, EventType, Fun, HistoryError, Source, Value, MISMATCH};
+use super::{Carried, Event, EventType, Fun, HistoryError, Source, Value, MISMATCH};
 use std::borrow::Cow;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -68,11 +68,13 @@ pub fn parse_history_with(
     let mut events = Vec::new();
     let mut shapes = Vec::new();
     let mut lines = Vec::new();
+    let mut carried = Vec::new();
     let mut position = 0u64;
     while let Some(op) = reader.next_op().map_err(|e| err(e.line, e.msg))? {
         let line = op.line;
         if let Some((event, shape)) = read_op(op, position, text).map_err(|m| err(line, m))? {
             events.push(event);
+            carried.push(shape.carried);
             shapes.push(shape);
             lines.push(line);
         }
@@ -87,6 +89,7 @@ pub fn parse_history_with(
         Source {
             path: path.to_path_buf(),
             lines,
+            carried,
         },
     ))
 }
@@ -211,6 +214,8 @@ struct Shape {
     value_span: Option<(usize, usize)>,
     /// The value is `[k v]` with `v` itself a 2-element vector (a keyed cas has this shape).
     pair: bool,
+    /// Which optional keys the map had (`nil` counts as absent for `:index` and `:time`).
+    carried: Carried,
 }
 
 /// One op map → an event with its value whole and, if the value is `[k v]` with a scalar `k`,
@@ -306,9 +311,15 @@ fn read_op(form: Form<'_>, position: u64, text: &str) -> Result<Option<(Event, S
         ),
         _ => (None, false),
     };
+    let given = |v: &Option<Form<'_>>| v.as_ref().is_some_and(|v| !matches!(v.edn, Edn::Nil));
     let shape = Shape {
         value_span: value.as_ref().map(|v| (v.start, v.end)),
         pair,
+        carried: Carried {
+            index: given(&index),
+            time: given(&time),
+            value: value.is_some(),
+        },
     };
     let event = Event {
         index: nat("index", &index, position)?,

@@ -3,25 +3,69 @@
 //! Blank lines are skipped so that a file a crashed run left half-written is still readable up
 //! to its last complete line; a malformed line is an error naming the file and line.
 
-use super::{Event, HistoryError, Source};
+use super::{de_key, Carried, Event, EventType, Fun, HistoryError, Source, Value};
+use serde::{Deserialize, Deserializer};
 use std::io::Write;
 use std::path::Path;
+
+/// One line as written, before defaults: [`Event`] with its optional fields still optional, so
+/// that [`Source::carried`] can say which the line really had.
+#[derive(Deserialize)]
+struct Line {
+    index: u64,
+    #[serde(rename = "type")]
+    kind: EventType,
+    process: u64,
+    f: Fun,
+    #[serde(default, deserialize_with = "de_key")]
+    key: Option<String>,
+    /// `Some(Null)` for `"value": null`, `None` when the field is absent.
+    #[serde(default, deserialize_with = "present")]
+    value: Option<Value>,
+    #[serde(default)]
+    time: Option<u64>,
+    #[serde(default)]
+    node: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// A field that is present, even as null, is `Some`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
 
 /// Parse JSONL text; `path` is used only in error messages.
 pub fn parse(text: &str, path: &Path) -> Result<(Vec<Event>, Source), HistoryError> {
     let mut events = Vec::new();
     let mut lines = Vec::new();
+    let mut carried = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         if trimmed.is_empty() {
             continue;
         }
-        let ev: Event = serde_json::from_str(trimmed).map_err(|e| HistoryError::Parse {
+        let l: Line = serde_json::from_str(trimmed).map_err(|e| HistoryError::Parse {
             path: path.to_path_buf(),
             line: i + 1,
             msg: format!("not a history event: {e}"),
         })?;
-        events.push(ev);
+        carried.push(Carried {
+            index: true,
+            time: l.time.is_some(),
+            value: l.value.is_some(),
+        });
+        events.push(Event {
+            index: l.index,
+            kind: l.kind,
+            process: l.process,
+            f: l.f,
+            key: l.key,
+            value: l.value.unwrap_or(Value::Null),
+            time: l.time.unwrap_or(0),
+            node: l.node,
+            error: l.error,
+        });
         lines.push(i + 1);
     }
     Ok((
@@ -29,6 +73,7 @@ pub fn parse(text: &str, path: &Path) -> Result<(Vec<Event>, Source), HistoryErr
         Source {
             path: path.to_path_buf(),
             lines,
+            carried,
         },
     ))
 }

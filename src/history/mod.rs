@@ -1,14 +1,24 @@
 //! Operation records and the history file formats.
 //!
 //! A history is the ordered list of [`Event`]s a run recorded: every operation appears once as an
-//! `invoke` and (usually) once more as its completion (`ok`, `fail` or `info`). The order of the
-//! events in the file is the real-time order the harness observed, so the checker uses positions in
-//! the file, not the `time` field, to decide which operations were concurrent. (`time` is kept for
-//! plots and reports.)
+//! `invoke` and (usually) once more as its completion (`ok`, `fail` or `info`).
+//!
+//! # Which order is authoritative
+//!
+//! The order of the events in the file is the real-time order, and it is the only order the
+//! checker uses to decide which operations were concurrent. `time` and `index` are checked
+//! against it rather than trusted or ignored: where events carry them, indices must ascend and
+//! times must never go back in file order (equal times are fine: clocks are coarse). A file whose
+//! times contradict its order would be judged differently by a reader that sorted by time (a
+//! stale read hidden by the line order is VALID one way and INVALID the other), so it is refused
+//! as malformed, naming the line, instead of silently judged one way. raftcheck's own recorder
+//! takes the index and the time under the lock that writes the line, so its files always agree.
 //!
 //! [`pair`] turns events into [`Op`]s, one per operation with its call and return positions; that is
-//! the only form the checker consumes. Files are read and written by [`jsonl`] (the native format,
-//! see DESIGN.md) and [`edn`] (Jepsen's `history.edn`, import and export).
+//! the only form the checker consumes, and it refuses histories that contradict themselves (a
+//! completion whose value is not its invocation's, an ok read that does not say what it read,
+//! indices or times against the file order). Files are read and written by [`jsonl`] (the native
+//! format, see DESIGN.md) and [`edn`] (Jepsen's `history.edn`, import and export).
 
 pub mod edn;
 pub mod jsonl;
@@ -97,7 +107,7 @@ pub struct Event {
 }
 
 /// Keys are strings, but hand-written or imported histories often use integers; accept both.
-fn de_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn de_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let v = Option::<Value>::deserialize(d)?;
     match v {
         None | Some(Value::Null) => Ok(None),
@@ -188,26 +198,57 @@ pub enum HistoryError {
     },
 }
 
-/// Where each event came from, for error messages: the file and the 1-based line of each event.
+/// Where each event came from, for error messages and for [`pair`]'s consistency checks: the
+/// file, the 1-based line of each event, and which optional fields each event really carried.
 #[derive(Clone, Debug, Default)]
 pub struct Source {
     /// The file the events were read from (or a label such as `<memory>`).
     pub path: PathBuf,
     /// The line of each event, parallel to the event list.
     pub lines: Vec<usize>,
+    /// Which optional fields each event carried in the file, parallel to the event list; an
+    /// event past its end (events built in memory) counts as carrying all of them. Needed
+    /// because a missing field and its default look the same once parsed (an ok read with no
+    /// `value` is not a read of null).
+    pub carried: Vec<Carried>,
+}
+
+/// The optional fields one event carried in its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Carried {
+    /// `index` was given (EDN may omit it; JSONL requires it).
+    pub index: bool,
+    /// `time` was given.
+    pub time: bool,
+    /// `value` was given (possibly as null).
+    pub value: bool,
+}
+
+impl Carried {
+    /// Every optional field present, as for events built in memory.
+    pub const ALL: Carried = Carried {
+        index: true,
+        time: true,
+        value: true,
+    };
 }
 
 impl Source {
-    /// A source for events built in memory: line i+1 for event i.
+    /// A source for events built in memory: line i+1 for event i, every field carried.
     pub fn memory(n: usize) -> Self {
         Source {
             path: PathBuf::from("<memory>"),
             lines: (1..=n).collect(),
+            carried: Vec::new(),
         }
     }
 
     fn line(&self, i: usize) -> usize {
         self.lines.get(i).copied().unwrap_or(i + 1)
+    }
+
+    fn carried(&self, i: usize) -> Carried {
+        self.carried.get(i).copied().unwrap_or(Carried::ALL)
     }
 }
 
@@ -253,7 +294,36 @@ fn looks_like_edn(text: &str) -> bool {
 /// Rules (DESIGN.md): a completion without an outstanding invocation by the same process, or a
 /// second invocation while one is outstanding, is bad input. An invocation that never completes is
 /// treated as `info`. A `fail` cas whose error is `"mismatch"` becomes [`Outcome::Mismatch`].
+///
+/// A history that contradicts itself is bad input too, never a verdict (module doc): an index not
+/// above the previous one, a time earlier than an earlier line's, a completion whose value is not
+/// the value its write, cas or append was invoked with, an ok read that carries no `value`.
 pub fn pair(events: &[Event], src: &Source) -> Result<Vec<Op>, HistoryError> {
+    pair_with(events, src, PairOptions::default())
+}
+
+/// Choices for [`pair_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairOptions {
+    /// Refuse times that go back in file order (the default). Off, `time` is kept for plots and
+    /// not checked: for producers whose file order is known to be the real-time order while
+    /// their clocks are not, such as Jepsen, whose worker threads stamp times concurrently (seen
+    /// in Knossos's own test data: an invocation 81 ns earlier than the line above it).
+    pub check_times: bool,
+}
+
+impl Default for PairOptions {
+    fn default() -> Self {
+        PairOptions { check_times: true }
+    }
+}
+
+/// [`pair`], with the time check optional ([`PairOptions::check_times`]).
+pub fn pair_with(
+    events: &[Event],
+    src: &Source,
+    opts: PairOptions,
+) -> Result<Vec<Op>, HistoryError> {
     let mut open: HashMap<u64, usize> = HashMap::new();
     let mut ops: Vec<Op> = Vec::with_capacity(events.len() / 2 + 1);
     let err = |i: usize, msg: String| HistoryError::Pairing {
@@ -261,7 +331,58 @@ pub fn pair(events: &[Event], src: &Source) -> Result<Vec<Op>, HistoryError> {
         line: src.line(i),
         msg,
     };
+    // The last index and the latest time seen so far, with the event that carried them.
+    let mut last_index: Option<(u64, usize)> = None;
+    let mut latest_time: Option<(u64, usize)> = None;
     for (pos, e) in events.iter().enumerate() {
+        let carried = src.carried(pos);
+        if carried.index {
+            if let Some((prev, at)) = last_index.filter(|(prev, _)| e.index <= *prev) {
+                let what = if e.index == prev {
+                    "repeats"
+                } else {
+                    "is below"
+                };
+                return Err(err(
+                    pos,
+                    format!(
+                        "index {} {what} index {prev} on line {}: indices must ascend in file order",
+                        e.index,
+                        src.line(at)
+                    ),
+                ));
+            }
+            last_index = Some((e.index, pos));
+        }
+        if carried.time && opts.check_times {
+            if let Some((prev, at)) = latest_time.filter(|(prev, _)| e.time < *prev) {
+                let own_call = open
+                    .get(&e.process)
+                    .map(|&id| ops[id].call)
+                    .filter(|&call| e.kind != EventType::Invoke && src.carried(call).time)
+                    .filter(|&call| e.time < events[call].time);
+                return Err(err(
+                    pos,
+                    match own_call {
+                        Some(call) => format!(
+                            "time {}: this {} returns before its own call (time {} on line {}); \
+                             file order is real-time order, and these times contradict it",
+                            e.time,
+                            e.f.name(),
+                            events[call].time,
+                            src.line(call)
+                        ),
+                        None => format!(
+                            "time {} is earlier than time {prev} on line {}: file order is \
+                             real-time order, and these times contradict it",
+                            e.time,
+                            src.line(at)
+                        ),
+                    },
+                ));
+            }
+            latest_time = Some((e.time, pos));
+        }
         match e.kind {
             EventType::Invoke => {
                 if let Some(&prev) = open.get(&e.process) {
@@ -329,6 +450,34 @@ pub fn pair(events: &[Event], src: &Source) -> Result<Vec<Op>, HistoryError> {
                         format!(
                             "process {} completes on key {:?} but invoked on key {:?}",
                             e.process, e.key, op.key
+                        ),
+                    ));
+                }
+                if op.f == Fun::Read {
+                    if kind == EventType::Ok && !carried.value {
+                        return Err(err(
+                            pos,
+                            format!(
+                                "process {}: this ok read has no value; an ok read must say \
+                                 what it read (null for an absent key)",
+                                e.process
+                            ),
+                        ));
+                    }
+                } else if carried.value
+                    && e.value != op.value
+                    && !(e.value.is_null() && kind != EventType::Ok)
+                {
+                    return Err(err(
+                        pos,
+                        format!(
+                            "process {} completes {} with value {} but invoked it with value {} \
+                             on line {}",
+                            e.process,
+                            op.f.name(),
+                            brief(&e.value),
+                            brief(&op.value),
+                            src.line(op.call)
                         ),
                     ));
                 }
@@ -471,6 +620,21 @@ mod tests {
         test_event(kind, process, f, value)
     }
 
+    /// Indices 0, 1, 2, ... and times 0, 10, 20, ... in file order, as a recorder writes them.
+    fn numbered(mut evs: Vec<Event>) -> Vec<Event> {
+        for (i, e) in evs.iter_mut().enumerate() {
+            e.index = i as u64;
+            e.time = i as u64 * 10;
+        }
+        evs
+    }
+
+    fn pair_err(evs: &[Event]) -> String {
+        pair(evs, &Source::memory(evs.len()))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn completion_without_invoke_is_an_error_naming_the_line() {
         let evs = vec![ev(EventType::Ok, 1, Fun::Read, Value::Null)];
@@ -481,10 +645,10 @@ mod tests {
 
     #[test]
     fn double_invoke_is_an_error() {
-        let evs = vec![
+        let evs = numbered(vec![
             ev(EventType::Invoke, 1, Fun::Read, Value::Null),
             ev(EventType::Invoke, 1, Fun::Read, Value::Null),
-        ];
+        ]);
         let e = pair(&evs, &Source::memory(2)).unwrap_err().to_string();
         assert!(e.contains(":2:") && e.contains("still open"), "{e}");
     }
@@ -493,11 +657,11 @@ mod tests {
     fn unfinished_invoke_is_info_and_mismatch_is_recognised() {
         let mut fail = ev(EventType::Fail, 2, Fun::Cas, serde_json::json!([1, 2]));
         fail.error = Some("mismatch".into());
-        let evs = vec![
+        let evs = numbered(vec![
             ev(EventType::Invoke, 1, Fun::Write, serde_json::json!(3)),
             ev(EventType::Invoke, 2, Fun::Cas, serde_json::json!([1, 2])),
             fail,
-        ];
+        ]);
         let ops = pair(&evs, &Source::memory(3)).unwrap();
         assert_eq!(ops[0].outcome, Outcome::Info);
         assert_eq!(ops[0].ret, None);
@@ -507,15 +671,142 @@ mod tests {
 
     #[test]
     fn unpair_round_trips_pair() {
-        let evs = vec![
+        let evs = numbered(vec![
             ev(EventType::Invoke, 1, Fun::Write, serde_json::json!(3)),
             ev(EventType::Invoke, 2, Fun::Read, Value::Null),
             ev(EventType::Ok, 2, Fun::Read, serde_json::json!(3)),
             ev(EventType::Info, 1, Fun::Write, serde_json::json!(3)),
-        ];
+        ]);
         let src = Source::memory(4);
         let ops = pair(&evs, &src).unwrap();
         let back = unpair(&ops);
         assert_eq!(pair(&back, &src).unwrap(), ops);
+    }
+
+    #[test]
+    fn a_completion_that_contradicts_its_invocation_is_an_error() {
+        // Written 1, acknowledged as 2: reading 1 afterwards would otherwise pass.
+        let evs = numbered(vec![
+            ev(EventType::Invoke, 1, Fun::Write, serde_json::json!(1)),
+            ev(EventType::Ok, 1, Fun::Write, serde_json::json!(2)),
+        ]);
+        let e = pair_err(&evs);
+        assert!(e.starts_with("<memory>:2:") && e.contains("value 2 but invoked it with value 1"));
+        // A cas whose completion names other operands.
+        let evs = numbered(vec![
+            ev(EventType::Invoke, 1, Fun::Cas, serde_json::json!([1, 2])),
+            ev(EventType::Ok, 1, Fun::Cas, serde_json::json!([1, 3])),
+        ]);
+        assert!(pair_err(&evs).contains("completes cas"));
+        // An info or fail that says null claims nothing; an ok that says null contradicts.
+        for (kind, fine) in [
+            (EventType::Info, true),
+            (EventType::Fail, true),
+            (EventType::Ok, false),
+        ] {
+            let evs = numbered(vec![
+                ev(EventType::Invoke, 1, Fun::Append, serde_json::json!(5)),
+                ev(kind, 1, Fun::Append, Value::Null),
+            ]);
+            assert_eq!(pair(&evs, &Source::memory(2)).is_ok(), fine, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn an_ok_read_without_a_value_is_an_error_but_a_read_of_null_is_not() {
+        let evs = numbered(vec![
+            ev(EventType::Invoke, 1, Fun::Read, Value::Null),
+            ev(EventType::Ok, 1, Fun::Read, Value::Null),
+        ]);
+        assert!(pair(&evs, &Source::memory(2)).is_ok());
+        let mut src = Source::memory(2);
+        src.carried = vec![
+            Carried::ALL,
+            Carried {
+                value: false,
+                ..Carried::ALL
+            },
+        ];
+        let e = pair(&evs, &src).unwrap_err().to_string();
+        assert!(
+            e.starts_with("<memory>:2:") && e.contains("has no value"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn indices_must_ascend_in_file_order() {
+        let mut evs = numbered(vec![
+            ev(EventType::Invoke, 1, Fun::Write, serde_json::json!(1)),
+            ev(EventType::Ok, 1, Fun::Write, serde_json::json!(1)),
+            ev(EventType::Invoke, 1, Fun::Read, Value::Null),
+        ]);
+        evs[2].index = 1;
+        assert!(pair_err(&evs).contains("<memory>:3: index 1 repeats index 1 on line 2"));
+        evs[2].index = 0;
+        assert!(pair_err(&evs).contains("index 0 is below index 1"));
+        // Sparse indices are fine (a filtered history), and so are missing ones.
+        evs[2].index = 7;
+        assert!(pair(&evs, &Source::memory(3)).is_ok());
+        evs[2].index = 0;
+        let mut src = Source::memory(3);
+        src.carried = vec![
+            Carried::ALL,
+            Carried::ALL,
+            Carried {
+                index: false,
+                ..Carried::ALL
+            },
+        ];
+        assert!(pair(&evs, &src).is_ok());
+    }
+
+    #[test]
+    fn times_must_not_go_back_in_file_order_unless_told_to_trust_the_order() {
+        // The stale read that line order hides: by line order the read overlaps write 2, by
+        // time it starts after write 2 returned.
+        let mut evs = numbered(vec![
+            ev(EventType::Invoke, 1, Fun::Write, serde_json::json!(1)),
+            ev(EventType::Ok, 1, Fun::Write, serde_json::json!(1)),
+            ev(EventType::Invoke, 2, Fun::Read, Value::Null),
+            ev(EventType::Invoke, 1, Fun::Write, serde_json::json!(2)),
+            ev(EventType::Ok, 1, Fun::Write, serde_json::json!(2)),
+            ev(EventType::Ok, 2, Fun::Read, serde_json::json!(1)),
+        ]);
+        evs[2].time = 100;
+        evs[5].time = 110;
+        let e = pair_err(&evs);
+        assert!(
+            e.contains("<memory>:4: time 30 is earlier than time 100 on line 3"),
+            "{e}"
+        );
+        let trusting = PairOptions { check_times: false };
+        assert!(pair_with(&evs, &Source::memory(6), trusting).is_ok());
+        // Equal times are fine: clocks are coarse.
+        for e in &mut evs {
+            e.time = 5;
+        }
+        assert!(pair(&evs, &Source::memory(6)).is_ok());
+        // A return before its own call names the call.
+        let mut evs = numbered(vec![
+            ev(EventType::Invoke, 1, Fun::Write, serde_json::json!(1)),
+            ev(EventType::Ok, 1, Fun::Write, serde_json::json!(1)),
+        ]);
+        evs[0].time = 50;
+        let e = pair_err(&evs);
+        assert!(
+            e.contains("returns before its own call (time 50 on line 1)"),
+            "{e}"
+        );
+        // An event without a time is not compared.
+        let mut src = Source::memory(2);
+        src.carried = vec![
+            Carried {
+                time: false,
+                ..Carried::ALL
+            },
+            Carried::ALL,
+        ];
+        assert!(pair(&evs, &src).is_ok());
     }
 }

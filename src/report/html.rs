@@ -17,7 +17,7 @@
 use super::index::href;
 use super::plots::{self, FaultInterval, LeaderLine, PlotData, Unavailability};
 use super::text::{describe, outcome_word, verdict_word};
-use super::{op_counts, CheckReport, OpCounts};
+use super::{op_counts, CheckReport, Conclusion, OpCounts};
 use crate::checker::{CheckResult, Counterexample, KeyResult, Verdict};
 use crate::history::{self, Op, Outcome};
 use crate::run::nemesis_loop::{self, NemesisEvent};
@@ -207,19 +207,21 @@ nav a{margin-right:14px}
 svg text{font-family:system-ui,"DejaVu Sans",sans-serif}
 "#;
 
-fn verdict_class(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Valid => "v-valid",
-        Verdict::Invalid => "v-invalid",
-        Verdict::Unknown => "v-unknown",
+fn verdict_class(v: impl Into<Conclusion>) -> &'static str {
+    match v.into() {
+        Conclusion::Valid => "v-valid",
+        // Bad input is shown as alarmingly as a violation: neither may pass a gate.
+        Conclusion::Invalid | Conclusion::Error => "v-invalid",
+        Conclusion::Unknown => "v-unknown",
     }
 }
 
-fn badge(v: Verdict) -> String {
+fn badge(v: impl Into<Conclusion>) -> String {
+    let v = v.into();
     format!(
         "<span class=\"badge {}\">{}</span>",
         verdict_class(v),
-        verdict_word(v)
+        v.word()
     )
 }
 
@@ -1194,18 +1196,15 @@ fn check_page(
     ops_by_file: &BTreeMap<String, Vec<Op>>,
     plots_by_file: &BTreeMap<usize, String>,
 ) -> String {
-    let mut s = page_start(&format!(
-        "{} — raftcheck check",
-        verdict_word(report.verdict)
-    ));
+    let mut s = page_start(&format!("{} — raftcheck check", report.verdict.word()));
     let _ = writeln!(
         s,
         "<header class=\"verdict {}\"><h1>{}</h1><p>raftcheck check — {} histor{}{}</p></header>\n<main>",
         verdict_class(report.verdict),
-        verdict_word(report.verdict),
+        report.verdict.word(),
         report.histories.len(),
         if report.histories.len() == 1 { "y" } else { "ies" },
-        if report.errors {
+        if report.histories.iter().any(|h| h.verdict == Conclusion::Error) {
             " — some could not be checked (exit code 2)"
         } else {
             ""
@@ -1218,9 +1217,7 @@ fn check_page(
             "<section id=\"h{}\"><h2>{} {}</h2>",
             i + 1,
             esc(&h.file),
-            h.verdict
-                .map(badge)
-                .unwrap_or_else(|| "<span class=\"badge v-invalid\">NOT CHECKED</span>".into())
+            badge(h.verdict)
         );
         if let Some(e) = &h.error {
             let _ = writeln!(s, "<pre>{}</pre>", esc(e));
@@ -1237,6 +1234,9 @@ fn check_page(
             s.push_str(&embed_png(dir, name, "latency of every op over time"));
         }
         if let Some(check) = &h.check {
+            if let Some(why) = &check.reason {
+                let _ = writeln!(s, "<p>{}</p>", esc(why));
+            }
             s.push_str("<h3>Per-key verdicts</h3>");
             s.push_str(&keys_html(check, &prefix));
             s.push_str(&counterexamples_html(check, &[], &[], None, &prefix));

@@ -40,15 +40,72 @@ pub fn op_counts(ops: &[Op]) -> OpCounts {
     m
 }
 
+/// What a check concludes about a file (or a whole invocation), as results.json, the terminal and
+/// the exit code all say it: the checker's three verdicts plus `error` for input that could not
+/// be read or is malformed. Kept apart from [`Verdict`] because the checker itself never says
+/// `error`; kept in results.json so that a machine reading the JSON never sees `valid` where the
+/// exit code says the input was bad.
+///
+/// Ordered by severity for [`Conclusion::merge`]: error over invalid over unknown over valid (a
+/// user must fix the input before any verdict means anything).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Conclusion {
+    /// Linearizable.
+    Valid,
+    /// Not decided: a limit, or nothing to judge (an empty history).
+    Unknown,
+    /// A violation was found.
+    Invalid,
+    /// The input could not be read or contradicts itself; no verdict.
+    Error,
+}
+
+impl Conclusion {
+    /// The worse of two conclusions.
+    pub fn merge(self, other: Conclusion) -> Conclusion {
+        self.max(other)
+    }
+
+    /// The process exit code (DESIGN.md): 0, 3, 1, 2.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Conclusion::Valid => 0,
+            Conclusion::Invalid => 1,
+            Conclusion::Error => 2,
+            Conclusion::Unknown => 3,
+        }
+    }
+
+    /// Upper-case word for the terminal and the report.
+    pub fn word(self) -> &'static str {
+        match self {
+            Conclusion::Valid => "VALID",
+            Conclusion::Invalid => "INVALID",
+            Conclusion::Unknown => "UNKNOWN",
+            Conclusion::Error => "ERROR",
+        }
+    }
+}
+
+impl From<Verdict> for Conclusion {
+    fn from(v: Verdict) -> Conclusion {
+        match v {
+            Verdict::Valid => Conclusion::Valid,
+            Verdict::Invalid => Conclusion::Invalid,
+            Verdict::Unknown => Conclusion::Unknown,
+        }
+    }
+}
+
 /// The checker's answer for one history file, as written to results.json by `raftcheck check`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HistoryCheck {
     /// The history file.
     pub file: String,
-    /// Its verdict (or `None` if the file could not be checked).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<Verdict>,
-    /// Bad input, if the file could not be checked.
+    /// Its conclusion: the checker's verdict, or `error` when the file could not be checked.
+    pub verdict: Conclusion,
+    /// Why the file could not be checked (verdict `error`), naming the file and line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Ops by f and outcome.
@@ -59,13 +116,12 @@ pub struct HistoryCheck {
     pub check: Option<CheckResult>,
 }
 
-/// results.json of `raftcheck check`: the worst verdict and one entry per file.
+/// results.json of `raftcheck check`: the worst conclusion and one entry per file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckReport {
-    /// Worst verdict over the files that could be checked.
-    pub verdict: Verdict,
-    /// True if some file could not be checked (exit code 2).
-    pub errors: bool,
+    /// The worst conclusion over every file, unreadable ones included; the exit code says the
+    /// same.
+    pub verdict: Conclusion,
     /// One entry per file, in command-line order.
     pub histories: Vec<HistoryCheck>,
 }

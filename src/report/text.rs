@@ -30,6 +30,9 @@ pub fn verdict_line(file: &str, r: &CheckResult) -> String {
 /// The keys that were not valid, with reasons and counterexamples; empty when all are valid.
 pub fn details(r: &CheckResult) -> String {
     let mut out = String::new();
+    if let (true, Some(why)) = (r.keys.is_empty(), &r.reason) {
+        let _ = writeln!(out, "  {why}");
+    }
     let valid = r
         .keys
         .iter()
