@@ -358,26 +358,10 @@ fn cmd_check(args: CheckArgs) -> Result<i32> {
 fn cmd_run(args: RunArgs) -> Result<i32> {
     use raftcheck::run::{self, NetChoice, RunOptions};
     use std::io::IsTerminal;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
     if args.test_count == 0 {
         bail!("--test-count must be at least 1");
     }
-    let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        // Ctrl-C ends the fault phase; the run then heals, stops, cleans and checks.
-        let flag = interrupt.clone();
-        let mut signals = signal_hook_stream()?;
-        std::thread::spawn(move || {
-            for _ in signals.forever() {
-                if flag.swap(true, Ordering::Relaxed) {
-                    eprintln!("raftcheck: still cleaning up; press Ctrl-C again to wait");
-                } else {
-                    eprintln!("raftcheck: interrupted: healing, stopping nodes, checking what was recorded");
-                }
-            }
-        });
-    }
+    let interrupt = on_signals()?;
     let mut worst = Conclusion::Valid;
     let mut finished: Vec<(PathBuf, run::RunResults)> = Vec::new();
     let command: Vec<String> = std::env::args().collect();
@@ -461,7 +445,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         worst = worst.merge(conclusion);
-        if interrupt.load(Ordering::Relaxed) {
+        if interrupt.is_raised() {
             break;
         }
     }
@@ -477,11 +461,26 @@ fn rand_seed() -> u64 {
     (t ^ (std::process::id() as u64).rotate_left(32)) % 1_000_000
 }
 
-fn signal_hook_stream() -> Result<signal_hook::iterator::Signals> {
-    Ok(signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])?)
+/// SIGINT and SIGTERM end the fault phase of the current run (which then heals, stops, cleans
+/// and checks) and start no further run; a second signal only says that cleanup is under way.
+fn on_signals() -> Result<std::sync::Arc<raftcheck::run::Interrupt>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let interrupt = std::sync::Arc::new(raftcheck::run::Interrupt::default());
+    let flag = interrupt.clone();
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if flag.raise(sig) {
+                eprintln!("raftcheck: still cleaning up; a third signal changes nothing, wait");
+            } else {
+                eprintln!(
+                    "raftcheck: interrupted by {}: healing, stopping nodes, checking what was recorded",
+                    flag.cause()
+                );
+            }
+        }
+    });
+    Ok(interrupt)
 }
 
 fn cmd_matrix(args: MatrixArgs) -> Result<i32> {
@@ -493,24 +492,22 @@ fn cmd_matrix(args: MatrixArgs) -> Result<i32> {
     };
     let spec = MatrixSpec::load(&spec_path)?;
     let out = args.results.join("matrix").join(report::timestamp());
+    let interrupt = on_signals()?;
     let records = match &args.summarise {
         Some(table) => matrix::read_table(table),
-        None => {
-            let interrupt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            matrix::run_matrix(
-                &spec,
-                &MatrixOptions {
-                    rows: args.rows.clone(),
-                    ci: args.ci,
-                    seeds: args.seeds,
-                    first_seed: args.first_seed,
-                    time_limit: args.time_limit,
-                    results_root: args.results.clone(),
-                    record: args.record.clone(),
-                    interrupt,
-                },
-            )?
-        }
+        None => matrix::run_matrix(
+            &spec,
+            &MatrixOptions {
+                rows: args.rows.clone(),
+                ci: args.ci,
+                seeds: args.seeds,
+                first_seed: args.first_seed,
+                time_limit: args.time_limit,
+                results_root: args.results.clone(),
+                record: args.record.clone(),
+                interrupt: interrupt.clone(),
+            },
+        )?,
     };
     let rows = matrix::write_summary(&out, &spec, &records, args.ci)?;
     let ran: Vec<_> = rows.into_iter().filter(|r| r.runs > 0).collect();
@@ -525,11 +522,18 @@ fn cmd_matrix(args: MatrixArgs) -> Result<i32> {
         .filter(|r| !r.pass)
         .map(|r| r.row.as_str())
         .collect();
-    if failed.is_empty() {
-        Ok(0)
-    } else {
+    if !failed.is_empty() {
         eprintln!("raftcheck matrix: targets not met: {}", failed.join(", "));
         Ok(1)
+    } else if interrupt.is_raised() {
+        // What finished met its targets, but the matrix did not run to its end.
+        eprintln!(
+            "raftcheck matrix: interrupted by {}: the summary covers only the runs that finished",
+            interrupt.cause()
+        );
+        Ok(3)
+    } else {
+        Ok(0)
     }
 }
 

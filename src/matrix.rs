@@ -281,8 +281,10 @@ pub struct MatrixOptions {
     pub results_root: PathBuf,
     /// Append each run to this JSONL table.
     pub record: Option<PathBuf>,
-    /// Set by Ctrl-C.
-    pub interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Raised by Ctrl-C or SIGTERM: the current run ends as `run` ends (heal, stop, clean,
+    /// check), is not recorded (a run cut short proves nothing either way), and no further run
+    /// starts.
+    pub interrupt: std::sync::Arc<run::Interrupt>,
 }
 
 fn git_commit() -> String {
@@ -325,7 +327,7 @@ pub fn run_matrix(
         .collect();
     for row in rows {
         for s in 0..opts.seeds {
-            if opts.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+            if opts.interrupt.is_raised() {
                 return Ok(records);
             }
             let seed = opts.first_seed + s;
@@ -396,6 +398,19 @@ pub fn run_matrix(
                     dir: String::new(),
                 },
             };
+            if opts.interrupt.is_raised() {
+                eprintln!(
+                    "raftcheck matrix: {} seed {seed}: interrupted by {}; not recorded{}",
+                    row.name,
+                    opts.interrupt.cause(),
+                    if rec.dir.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (its results: {})", rec.dir)
+                    }
+                );
+                return Ok(records);
+            }
             eprintln!(
                 "raftcheck matrix: {} seed {seed}: {}{}",
                 row.name,

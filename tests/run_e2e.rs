@@ -449,7 +449,7 @@ fn cluster_that_never_gets_ready_is_exit_2_with_its_log() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        e.contains("never became ready") && e.contains("log tail"),
+        e.contains("not ready within 3 s") && e.contains("log tail"),
         "{}",
         text(&o)
     );
@@ -466,6 +466,377 @@ fn cluster_that_never_gets_ready_is_exit_2_with_its_log() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert!(left.is_empty(), "left running: {left:?}");
+}
+
+/// Regression: a node that died 0.4 s after start was reported as "never became ready within
+/// 20 s"; the message must say how long it ran and how it ended.
+#[test]
+fn a_node_that_exits_at_once_is_reported_with_how_long_it_ran() {
+    let _g = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("dies.toml");
+    std::fs::write(
+        &spec,
+        "binary = \"false\"\nargs = []\nclient = \"raftkv\"\nclient_port = 7311\nready_timeout_secs = 20\n",
+    )
+    .expect("write");
+    let started = Instant::now();
+    let o = raftcheck(
+        &[
+            "run",
+            "--cluster",
+            spec.to_str().expect("utf8"),
+            "--nemesis",
+            "none",
+            "--net",
+            "loopback",
+            "--results",
+            dir.path().join("r").to_str().expect("utf8"),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("exited") && e.contains("s into the wait") && e.contains("exit status: 1"),
+        "{}",
+        text(&o)
+    );
+    assert!(!e.contains("within 20"), "{}", text(&o));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// Regression: a bad --subnet created an empty run dir and pointed results/latest at it.
+#[test]
+fn a_bad_subnet_is_refused_before_any_run_dir_exists() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("results");
+    let net = if netns_possible() {
+        "netns"
+    } else {
+        "loopback"
+    };
+    for subnet in ["10.231.5.7/24", "300.1.1.0/24", "10.231.5.0/16"] {
+        let o = raftcheck(
+            &[
+                "run",
+                "--nemesis",
+                "none",
+                "--time-limit",
+                "2",
+                "--net",
+                net,
+                "--subnet",
+                subnet,
+                "--quiet",
+                "--results",
+                results.to_str().expect("utf8"),
+            ],
+            Duration::from_secs(60),
+        );
+        assert_eq!(o.status.code(), Some(2), "{subnet}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("--subnet"),
+            "{}",
+            text(&o)
+        );
+        let made: Vec<_> = std::fs::read_dir(&results)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect();
+        assert!(made.is_empty(), "{subnet}: left {made:?}");
+    }
+}
+
+/// A loopback run of nemesis "all" cannot partition: a VALID must say so in every place a
+/// user reads it (terminal, results.json, report, JUnit), not only in `exercised`.
+#[test]
+fn a_loopback_run_says_in_its_reasons_that_partitions_were_skipped() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nemesis = dir.path().join("all-quick.toml");
+    std::fs::write(
+        &nemesis,
+        "faults = [\"all\"]\nfault_secs = 1.5\ninterval_secs = 1.5\nstart_after_secs = 1\n",
+    )
+    .expect("write");
+    let results = dir.path().join("results");
+    let junit = dir.path().join("junit.xml");
+    let o = raftcheck(
+        &[
+            "run",
+            "--nemesis",
+            nemesis.to_str().expect("utf8"),
+            "--net",
+            "loopback",
+            "--time-limit",
+            "8",
+            "--seed",
+            "2",
+            "--quiet",
+            "--junit",
+            junit.to_str().expect("utf8"),
+            "--results",
+            results.to_str().expect("utf8"),
+        ],
+        Duration::from_secs(150),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let said = "partition faults were asked for but skipped: loopback mode";
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(said),
+        "{}",
+        text(&o)
+    );
+    let r = results_json(&results);
+    assert!(
+        r["reasons"].to_string().contains(said),
+        "{:#}",
+        r["reasons"]
+    );
+    let page = std::fs::read_to_string(results.join("latest").join("report.html")).expect("page");
+    assert!(page.contains(said));
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains(said), "{xml}");
+}
+
+/// Unmounts a test's tmpfs even when the test fails.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A full disk: the run stops its fault phase at once, heals, stops its nodes, removes its
+/// network and the nodes' data, and exits 2 naming the file it could not write; what it wrote
+/// before stays checkable. (Regression: it ran on to 41 s of a 20 s limit, named the run dir,
+/// and left the data dirs.)
+#[test]
+fn a_full_disk_stops_the_run_and_names_the_file() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck")
+        || !require(
+            nix::unistd::geteuid().is_root() && have("mount"),
+            "a full disk is simulated with a small tmpfs, which needs root",
+        )
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("small");
+    std::fs::create_dir_all(&results).expect("mkdir");
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1536k", "tmpfs"])
+        .arg(&results)
+        .status()
+        .expect("mount");
+    assert!(ok.success(), "mount tmpfs");
+    let _mount = Mount(results.clone());
+    let started = Instant::now();
+    let o = raftcheck(
+        &[
+            "run",
+            "--workload",
+            "kv",
+            "--nemesis",
+            "kill",
+            "--time-limit",
+            "30",
+            "--rate",
+            "0",
+            "--seed",
+            "1",
+            "--quiet",
+            "--results",
+            results.to_str().expect("utf8"),
+        ],
+        Duration::from_secs(120),
+    );
+    let took = started.elapsed();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("No space left on device"), "{}", text(&o));
+    assert_eq!(
+        e.matches("No space left on device").count(),
+        1,
+        "{}",
+        text(&o)
+    );
+    assert!(
+        e.contains(".jsonl: "),
+        "names the file, not the dir: {}",
+        text(&o)
+    );
+    assert!(
+        took < Duration::from_secs(25),
+        "ran on for {took:?} after the disk filled"
+    );
+    // The run's dir: find it through its history.
+    let run_dir = std::fs::read_dir(&results)
+        .expect("results")
+        .flatten()
+        .filter(|d| d.path().is_dir())
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .map(|d| d.path())
+        .find(|p| p.join("history.jsonl").is_file())
+        .expect("a run dir with a history");
+    for n in std::fs::read_dir(run_dir.join("nodes"))
+        .expect("nodes")
+        .flatten()
+    {
+        assert!(
+            !n.path().join("data").exists(),
+            "data left in {}",
+            n.path().display()
+        );
+    }
+    // "raftcheck: run rcXXXX: ..." names the run id.
+    let run_id: String = e
+        .split("raftcheck: run ")
+        .nth(1)
+        .map(|s| {
+            s.chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!run_id.is_empty(), "{}", text(&o));
+    assert!(
+        leftovers(&run_id).is_empty(),
+        "left behind: {:?}",
+        leftovers(&run_id)
+    );
+    // What was written is a checkable prefix: a verdict, not a parse error.
+    let c = raftcheck(
+        &[
+            "check",
+            run_dir.join("history.jsonl").to_str().expect("utf8"),
+            "--out",
+            dir.path().join("check").to_str().expect("utf8"),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(matches!(c.status.code(), Some(0 | 3)), "{}", text(&c));
+}
+
+/// SIGTERM to `raftcheck matrix`: the current run ends as `run` ends (heal, stop, clean,
+/// check), nothing is left behind, the summary of what finished is written, and the reasons say
+/// SIGTERM. (Regression: the matrix had no handler and left namespaces and rules behind.)
+#[test]
+fn sigterm_to_the_matrix_ends_its_run_cleanly_and_writes_the_summary() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
+        return;
+    }
+    let netns = netns_possible();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("matrix.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "[[row]]\nname = \"control\"\nworkload = \"register\"\nnemesis = \"{}\"\n\
+             time_limit = 60\nexpect = \"valid\"\nwhy = \"a long run to interrupt\"\n",
+            if netns { "partition" } else { "kill" }
+        ),
+    )
+    .expect("write");
+    let results = dir.path().join("results");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raftcheck"))
+        .args(["matrix", "--spec"])
+        .arg(&spec)
+        .args(["--seeds", "2", "--results"])
+        .arg(&results)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start matrix");
+    // Wait until the first run is in its fault phase (its history exists), then SIGTERM.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let history = loop {
+        let found = std::fs::read_dir(&results)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+            .map(|d| d.path().join("history.jsonl"))
+            .find(|p| p.is_file());
+        if let Some(h) = found {
+            break h;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the matrix's first run never started");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_secs(4));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the matrix did not end within 90 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().expect("collect");
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("interrupted by SIGTERM"), "{}", text(&o));
+    let run_dir = history.parent().expect("run dir");
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("results.json")).expect("the run still checked"),
+    )
+    .expect("results.json");
+    assert!(
+        r["reasons"].to_string().contains("interrupted by SIGTERM"),
+        "{:#}",
+        r["reasons"]
+    );
+    let run_id = r["run_id"].as_str().expect("run id");
+    assert!(
+        leftovers(run_id).is_empty(),
+        "left behind: {:?}",
+        leftovers(run_id)
+    );
+    if netns {
+        let rules = Command::new("iptables-save")
+            .output()
+            .expect("iptables-save");
+        assert!(
+            !String::from_utf8_lossy(&rules.stdout).contains(run_id),
+            "iptables rules of {run_id} left behind"
+        );
+    }
+    // The summary was written (of no finished run: the interrupted one is not recorded).
+    let summary = std::fs::read_dir(results.join("matrix"))
+        .expect("matrix summary dir")
+        .flatten()
+        .any(|d| d.path().join("matrix.md").is_file());
+    assert!(summary, "no matrix.md written");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("matrix: "),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

@@ -611,7 +611,7 @@ fn claim_subnet(given: Option<&str>) -> Result<(Ipv4Addr, SubnetLock), ClusterEr
 }
 
 /// Parse `A.B.C.0/24`.
-fn parse_subnet24(s: &str) -> Result<Ipv4Addr, ClusterError> {
+pub(crate) fn parse_subnet24(s: &str) -> Result<Ipv4Addr, ClusterError> {
     let bad = || {
         ClusterError::Other(format!(
             "bad subnet {s:?}: expected a /24 such as 10.231.5.0/24"

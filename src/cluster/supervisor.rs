@@ -283,6 +283,11 @@ impl Cluster {
         Ok(())
     }
 
+    /// How node i's current process ended, if it has.
+    pub fn exit_status(&self, i: usize) -> Option<std::process::ExitStatus> {
+        self.slot(i).proc.as_ref().and_then(|p| p.exited())
+    }
+
     /// Whether node i is running (started and not exited).
     pub fn is_up(&self, i: usize) -> bool {
         let s = self.slot(i);

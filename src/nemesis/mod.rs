@@ -167,8 +167,16 @@ impl NemesisSpec {
         if s.partitions.is_empty() {
             return Err(bad("partitions", "must name at least one shape".into()));
         }
-        if !(s.interval_secs > 0.0 && s.fault_secs > 0.0) {
-            return Err(bad("interval_secs", "intervals must be positive".into()));
+        for (field, secs) in [
+            ("interval_secs", s.interval_secs),
+            ("fault_secs", s.fault_secs),
+        ] {
+            if !(secs.is_finite() && secs > 0.0) {
+                return Err(bad(
+                    field,
+                    format!("must be a positive number of seconds, got {secs}"),
+                ));
+            }
         }
         if !(0.0..=1.0).contains(&s.jitter) {
             return Err(bad("jitter", "must be between 0 and 1".into()));
@@ -505,6 +513,26 @@ mod tests {
             jitter: 0.3,
             start_after_secs: 1.0,
             combinations: vec![],
+        }
+    }
+
+    #[test]
+    fn a_zero_fault_length_is_blamed_on_fault_secs_not_interval_secs() {
+        let d = tempfile::tempdir().unwrap();
+        for (field, text) in [
+            ("fault_secs", "faults = [\"kill\"]\nfault_secs = 0\n"),
+            ("interval_secs", "faults = [\"kill\"]\ninterval_secs = -1\n"),
+        ] {
+            let p = d.path().join(format!("{field}.toml"));
+            std::fs::write(&p, text).unwrap();
+            let e = NemesisSpec::load(&p).unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("positive"), "{e}");
+            let other = if field == "fault_secs" {
+                "interval_secs"
+            } else {
+                "fault_secs"
+            };
+            assert!(!e.contains(other), "{e}");
         }
     }
 

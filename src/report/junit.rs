@@ -192,9 +192,16 @@ pub fn junit_xml(runs: &[(&Path, &RunResults)]) -> String {
                     xml_esc(body)
                 );
             }
+            // Every reason, a passing run's too: "valid, but partitions were skipped" must not
+            // reach CI as a bare pass.
+            let reasons: String = r
+                .reasons
+                .iter()
+                .map(|w| format!("\n{}", xml_esc(w)))
+                .collect();
             let _ = writeln!(
                 s,
-                "\n      <system-out>{} — results: {}\nreproduce: {}</system-out>\n    </testcase>",
+                "\n      <system-out>{} — results: {}\nreproduce: {}{reasons}</system-out>\n    </testcase>",
                 verdict_word(r.verdict),
                 xml_esc(&dir.display().to_string()),
                 xml_esc(&r.command)

@@ -28,9 +28,40 @@ use crate::workload::{Generator, Shared, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A request to end the fault phase early, and which signal made it: shared by every run of
+/// `--test-count` and of the matrix, so one Ctrl-C or SIGTERM ends them all the same way (heal,
+/// stop, clean, check), and the reasons name the signal that did it.
+#[derive(Debug, Default)]
+pub struct Interrupt(AtomicI32);
+
+impl Interrupt {
+    /// Record that `signal` asked to stop; returns whether a stop had been asked already.
+    pub fn raise(&self, signal: i32) -> bool {
+        self.0.swap(signal.max(1), Ordering::Relaxed) != 0
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != 0
+    }
+
+    /// How the reasons name the request: "Ctrl-C (SIGINT)", "SIGTERM", or "a stop request" for
+    /// one made without a signal (a test).
+    pub fn cause(&self) -> String {
+        match self.0.load(Ordering::Relaxed) {
+            0 => "nothing".into(),
+            libc::SIGINT => "Ctrl-C (SIGINT)".into(),
+            libc::SIGTERM => "SIGTERM".into(),
+            libc::SIGHUP => "SIGHUP".into(),
+            n if n > 1 => format!("signal {n}"),
+            _ => "a stop request".into(),
+        }
+    }
+}
 
 /// Which network mode to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,8 +109,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// The command line, for the report's "reproduce" line.
     pub command: String,
-    /// Set by Ctrl-C (or a test) to end the fault phase early.
-    pub interrupt: Arc<AtomicBool>,
+    /// Raised by Ctrl-C or SIGTERM (or a test) to end the fault phase early.
+    pub interrupt: Arc<Interrupt>,
 }
 
 /// Why a run could not be carried out (exit 2).
@@ -97,15 +128,27 @@ pub enum RunError {
     /// Bad combination of options.
     #[error("{0}")]
     Invalid(String),
-    /// The cluster never became ready.
-    #[error("cluster never became ready within {secs} s: {why}\n{logs}")]
+    /// The cluster never became ready: a node exited, or the timeout passed.
+    #[error("the cluster did not start: {why}\n{logs}")]
     NotReady {
-        /// The timeout.
-        secs: f64,
-        /// What was missing.
+        /// What happened, with how long it took.
         why: String,
         /// Node log tails.
         logs: String,
+    },
+    /// A record of the run could not be written (a full disk): the run stopped there, healed,
+    /// stopped its nodes and cleaned up. What was written before stays a checkable prefix.
+    #[error(
+        "{path}: {source}: the run stopped, its nodes were stopped and its network removed; the \
+         records written before the failure are in that file (`raftcheck check` reads a \
+         history.jsonl as it is)"
+    )]
+    Record {
+        /// The file that could not be written.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
     },
     /// Files in the results dir.
     #[error("{path}: {source}")]
@@ -292,6 +335,16 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
             )))
         }
     };
+    if let Some(subnet) = &opts.subnet {
+        if mode != NetMode::Netns {
+            return Err(RunError::Invalid(format!(
+                "--subnet {subnet}: subnets are for netns mode, and this run is in loopback \
+                 mode ({net_reason})"
+            )));
+        }
+        crate::cluster::net::parse_subnet24(subnet)
+            .map_err(|e| RunError::Invalid(format!("--subnet: {e}")))?;
+    }
     let partitions_ok = mode == NetMode::Netns;
     if !partitions_ok && nspec.names_partition() {
         return Err(RunError::Invalid(format!(
@@ -339,7 +392,12 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         move |source| RunError::Io { path, source }
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    point_latest(&opts.results_root, &dir);
+    // Node data dirs go on every path out of here, the error paths included (declared before
+    // the cluster, so dropped after its nodes are stopped).
+    let data_dirs = DataDirs {
+        nodes: dir.join("nodes"),
+        keep: opts.keep_data,
+    };
     let run_id = crate::cluster::net::new_run_id();
     eprintln!(
         "raftcheck: run {run_id}: {} nodes of {}, workload {}, nemesis {}, {} mode ({net_reason})",
@@ -364,7 +422,14 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
 
     // 4. Network and nodes. The cluster's Drop stops nodes and tears the network down, on
     // every path out of here.
-    let network = Network::create(&run_id, cspec.nodes, mode, opts.subnet.as_deref())?;
+    let network = match Network::create(&run_id, cspec.nodes, mode, opts.subnet.as_deref()) {
+        Ok(n) => n,
+        Err(e) => {
+            // Nothing ran: leave no empty run dir behind to look like a run.
+            remove_empty_run_dir(&opts.results_root, &dir);
+            return Err(e.into());
+        }
+    };
     let cluster = Arc::new(Cluster::start(
         &cspec,
         &binary,
@@ -390,14 +455,11 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
             })
             .collect::<Vec<_>>()
             .join("\n");
-        return Err(RunError::NotReady {
-            secs: cspec.ready_timeout_secs,
-            why,
-            logs,
-        });
+        return Err(RunError::NotReady { why, logs });
     }
 
-    // 5. The fault phase.
+    // 5. The fault phase. From here on this is a run worth pointing at.
+    point_latest(&opts.results_root, &dir);
     let start = Instant::now();
     let history_path = dir.join("history.jsonl");
     let history = JsonlSink::create(&history_path, start).map_err(io(&history_path))?;
@@ -469,9 +531,12 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         let mon_task = tokio::spawn(monitor::run(mon.clone(), mon_stop.clone()));
         let watch = {
             let (interrupt, stop) = (opts.interrupt.clone(), stop.clone());
+            let sinks = [history.clone(), nemesis_log.clone(), leaders_log.clone()];
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    if interrupt.load(Ordering::Relaxed) {
+                    // A record that cannot be written (a full disk) ends the fault phase at
+                    // once: going on would test what nobody can check.
+                    if interrupt.is_raised() || sinks.iter().any(|s| s.failed()) {
                         stop.store(true, Ordering::Relaxed);
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -516,7 +581,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         for w in workers {
             let _ = w.await;
         }
-        let interrupted = opts.interrupt.load(Ordering::Relaxed);
+        let interrupted = opts.interrupt.is_raised();
         let phase = start.elapsed();
         // The nemesis heals its current fault when told to stop.
         stop.store(true, Ordering::Relaxed);
@@ -533,6 +598,15 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
             .and_then(|n| n.heal())
         {
             notes.push(format!("final heal of the network failed: {e}"));
+        }
+        if [&history, &nemesis_log, &leaders_log]
+            .iter()
+            .any(|s| s.failed())
+        {
+            // Nothing more can be recorded: no restarts, no final reads; stop and clean up.
+            mon_stop.store(true, Ordering::Relaxed);
+            let _ = mon_task.await;
+            return (interrupted, phase, notes, Vec::new());
         }
         match cluster.heal_processes() {
             Ok(restarted) if !restarted.is_empty() => {
@@ -566,9 +640,10 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
     let mut crashes = mon.crashes();
     crashes.extend(cluster.new_crashes());
     cluster.stop_all(Duration::from_secs(3));
-    for s in [&history, &nemesis_log, &leaders_log] {
-        s.finish().map_err(io(&dir))?;
-    }
+    // The first file that could not be written; the run ends with it after the teardown.
+    let write_error = [&history, &nemesis_log, &leaders_log]
+        .into_iter()
+        .find_map(|s| s.finish().err().map(|e| (s.path().to_path_buf(), e)));
     drop(rt);
     // The monitor holds the last other reference to the cluster; with it gone, dropping the
     // cluster tears the network down.
@@ -588,14 +663,9 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
             }
         }
     }
-    if !opts.keep_data {
-        for e in std::fs::read_dir(dir.join("nodes"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = std::fs::remove_dir_all(e.path().join("data"));
-        }
+    drop(data_dirs);
+    if let Some((path, source)) = write_error {
+        return Err(RunError::Record { path, source });
     }
 
     // 7. Check what is on disk.
@@ -694,9 +764,17 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
             wspec.min_ok_ops
         ));
     }
+    // Faults asked for that this run could not do: VALID must not read as "survived them".
+    for (kind, why) in &exercised.unsupported {
+        let why = why.strip_prefix("skipped: ").unwrap_or(why);
+        reasons.push(format!("{kind} faults were asked for but skipped: {why}"));
+    }
     reasons.extend(notes);
     if interrupted {
-        reasons.push("interrupted by Ctrl-C: the fault phase was cut short".into());
+        reasons.push(format!(
+            "interrupted by {}: the fault phase was cut short",
+            opts.interrupt.cause()
+        ));
     }
     let unavailability = crate::report::unavailability(&ops, &leader_changes);
     let results = RunResults {
@@ -770,6 +848,39 @@ pub fn latency(ops: &[history::Op]) -> BTreeMap<String, Quantiles> {
             )
         })
         .collect()
+}
+
+/// Removes every node's data dir when dropped, unless `--keep-data`: the data dirs can be large,
+/// and a run that fails half-way (a full disk) must not leave them behind either.
+struct DataDirs {
+    /// The run's `nodes/` dir (node `nK`'s data is `nodes/nK/data`).
+    nodes: PathBuf,
+    /// `--keep-data`.
+    keep: bool,
+}
+
+impl Drop for DataDirs {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        for e in std::fs::read_dir(&self.nodes)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_dir_all(e.path().join("data"));
+        }
+    }
+}
+
+/// Remove a run dir that holds nothing (and its `cluster-workload-nemesis` parent if that is
+/// empty too). Only empty dirs are removed, so nothing a user kept is lost.
+fn remove_empty_run_dir(root: &Path, dir: &Path) {
+    let _ = std::fs::remove_dir(dir);
+    if let Some(parent) = dir.parent().filter(|p| *p != root) {
+        let _ = std::fs::remove_dir(parent);
+    }
 }
 
 /// Point `results/latest` at the newest run (a relative symlink, replaced atomically).

@@ -186,18 +186,25 @@ pub async fn run(mon: Arc<Monitor>, stop: Arc<AtomicBool>) {
 }
 
 /// Wait until every node answers its status, one claims leadership, and a read through the
-/// adapter succeeds. Fails fast if a node process exits.
+/// adapter succeeds. Fails fast if a node process exits, saying how long after the wait began
+/// and how it ended (not "within the timeout": a node that dies at once must not look slow).
+/// The error is a whole sentence.
 pub async fn wait_ready(
     cluster: &Cluster,
     adapter: &dyn Adapter,
     timeout: Duration,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
+    let begun = Instant::now();
+    let deadline = begun + timeout;
     let mut last = String::from("no status answer yet");
     while Instant::now() < deadline {
         for i in 0..cluster.len() {
-            if !cluster.is_up(i) {
-                return Err(format!("node {} exited during start-up", cluster.names[i]));
+            if let Some(status) = cluster.exit_status(i) {
+                return Err(format!(
+                    "node {} exited {:.1} s into the wait for the cluster to be ready ({status})",
+                    cluster.names[i],
+                    begun.elapsed().as_secs_f64()
+                ));
             }
         }
         let mut leader = None;
@@ -231,7 +238,10 @@ pub async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err(last)
+    Err(format!(
+        "not ready within {:.0} s: {last}",
+        timeout.as_secs_f64()
+    ))
 }
 
 /// Leader changes from leaders.jsonl: the first leader, then every sample that shows a leader
