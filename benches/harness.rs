@@ -2,9 +2,10 @@
 //! the figure is the harness's own ceiling. `cargo bench --bench harness`.
 
 use raftcheck::client::{Adapter, NullAdapter};
+use raftcheck::spec::workload::{KeyDist, Mix, WorkloadSpec};
 use raftcheck::workload::recorder::JsonlSink;
 use raftcheck::workload::runner::{worker, Counters, Ctx};
-use raftcheck::workload::{Generator, KeyDist, Mix, Shared, WorkloadSpec};
+use raftcheck::workload::{Generator, Shared};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -22,4 +22,5 @@ pub mod matrix;
 pub mod nemesis;
 pub mod report;
 pub mod run;
+pub mod spec;
 pub mod workload;

@@ -7,8 +7,8 @@
 //! figures can be reproduced row by row, and writes the summary as markdown and JSON.
 
 use crate::checker::Verdict;
-use crate::cluster::spec::{load_toml, SpecError};
 use crate::run::{self, RunOptions, RunResults};
+use crate::spec::{load_toml, SpecError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -516,9 +516,9 @@ mod tests {
         let m =
             MatrixSpec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("matrix.toml")).unwrap();
         for r in &m.row {
-            crate::cluster::spec::resolve("cluster", "clusters", &r.cluster).unwrap();
-            crate::cluster::spec::resolve("workload", "workloads", &r.workload).unwrap();
-            crate::cluster::spec::resolve("nemesis", "nemesis", &r.nemesis).unwrap();
+            crate::spec::resolve("cluster", "clusters", &r.cluster).unwrap();
+            crate::spec::resolve("workload", "workloads", &r.workload).unwrap();
+            crate::spec::resolve("nemesis", "nemesis", &r.nemesis).unwrap();
         }
         assert!(m.row.iter().any(|r| r.ci && r.expect == Verdict::Invalid));
         assert!(m.row.iter().any(|r| r.ci && r.expect == Verdict::Valid));

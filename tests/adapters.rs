@@ -7,8 +7,8 @@
 //! failing assertion leaves nothing running; every wait is bounded in count and time.
 
 use raftcheck::client::{self, Adapter, Completion, Endpoint, NodeStatus, Request, Role};
-use raftcheck::cluster::spec::ClusterSpec;
 use raftcheck::history::{Fun, Value};
+use raftcheck::spec::ClusterSpec;
 use serde_json::json;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

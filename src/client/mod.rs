@@ -176,7 +176,7 @@ impl Adapter for NullAdapter {
 /// configured by the spec's `[http]` section) or `null` (no server; for benchmarking the
 /// harness). Errors here are configuration errors, reported before any node starts.
 pub fn make(
-    spec: &crate::cluster::spec::ClusterSpec,
+    spec: &crate::spec::ClusterSpec,
     endpoints: Vec<Endpoint>,
 ) -> Result<Arc<dyn Adapter>, ClientError> {
     if spec.client != "http" && spec.http.is_some() {

@@ -7,7 +7,6 @@ pub mod clean;
 pub mod host;
 pub mod net;
 pub mod process;
-pub mod spec;
 pub mod supervisor;
 
 use std::path::{Path, PathBuf};

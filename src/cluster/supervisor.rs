@@ -4,9 +4,9 @@
 use super::host::Host;
 use super::net::Network;
 use super::process::{NodeProcess, SpawnSpec};
-use super::spec::{fill, ClusterSpec};
 use super::ClusterError;
 use crate::client::Endpoint;
+use crate::spec::{fill, ClusterSpec};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

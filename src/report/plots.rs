@@ -14,9 +14,9 @@
 
 use super::html::ReportError;
 use crate::history::{Fun, Op, Outcome};
-use crate::nemesis::FaultKind;
 use crate::run::nemesis_loop::NemesisEvent;
 use crate::run::LeaderChange;
+use crate::spec::nemesis::FaultKind;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};

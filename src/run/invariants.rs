@@ -44,7 +44,7 @@ pub fn read_samples(path: &Path) -> Vec<Sample> {
 pub fn wipes(events: &[super::nemesis_loop::NemesisEvent]) -> HashMap<String, Vec<u64>> {
     let mut out: HashMap<String, Vec<u64>> = HashMap::new();
     for e in events.iter().filter(|e| {
-        e.fault == crate::nemesis::FaultKind::Member
+        e.fault == crate::spec::nemesis::FaultKind::Member
             && e.event == "start"
             && e.outcome == "installed"
     }) {
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn wipes_come_from_installed_membership_faults_only() {
         use super::super::nemesis_loop::NemesisEvent;
-        use crate::nemesis::FaultKind;
+        use crate::spec::nemesis::FaultKind;
         let ev = |time, fault, event: &str, outcome: &str| NemesisEvent {
             index: 0,
             time,

@@ -2,7 +2,8 @@
 //! with the nodes involved and an outcome (installed / skipped / failed) to nemesis.jsonl.
 
 use crate::cluster::supervisor::Cluster;
-use crate::nemesis::{grudge, resolve_target, Action, FaultKind, Planned, Target};
+use crate::nemesis::{grudge, resolve_target, Action, Planned};
+use crate::spec::nemesis::{FaultKind, Target};
 use crate::workload::recorder::JsonlSink;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

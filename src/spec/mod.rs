@@ -1,5 +1,10 @@
-//! Cluster specs (`clusters/*.toml`): how to start node i of any server binary, and which client
-//! adapter speaks to it.
+//! The three spec files a run is made of, as data: cluster specs (this module: how to start
+//! node i of any server binary, and which client adapter speaks to it), [`workload`] specs and
+//! [`nemesis`] specs; how a name is found and how a file is loaded, with errors that name the
+//! file and the field. Specs import nothing of the harness above them but the checker's model
+//! names and the http adapter's schema.
+//!
+//! A cluster spec:
 //!
 //! ```toml
 //! binary = "raftkv"                 # a path, a name found next to raftcheck, or on PATH
@@ -18,6 +23,9 @@
 //! `{data_dir}`, `{peers}`, `{initial_cluster}`, `{run_id}`. In netns mode every node has its
 //! own IP and uses the spec's ports; in loopback mode all nodes share 127.0.0.1 and node i gets
 //! `port + i - 1` (the run shifts the bases to free ports if needed).
+
+pub mod nemesis;
+pub mod workload;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
