@@ -3,7 +3,7 @@
 
 use raftcheck::client::{Adapter, NullAdapter};
 use raftcheck::spec::workload::{KeyDist, Mix, WorkloadSpec};
-use raftcheck::workload::recorder::JsonlSink;
+use raftcheck::store::JsonlSink;
 use raftcheck::workload::runner::{worker, Counters, Ctx};
 use raftcheck::workload::{Generator, Shared};
 use std::sync::atomic::{AtomicBool, Ordering};

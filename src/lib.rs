@@ -14,6 +14,7 @@
 //! The binary (`src/main.rs`) only parses flags, calls into these modules and maps the verdict
 //! to an exit code: 0 valid, 1 invalid, 2 bad input, 3 unknown.
 
+pub mod analysis;
 pub mod checker;
 pub mod client;
 pub mod cluster;
@@ -23,4 +24,5 @@ pub mod nemesis;
 pub mod report;
 pub mod run;
 pub mod spec;
+pub mod store;
 pub mod workload;

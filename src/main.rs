@@ -273,7 +273,7 @@ fn check_one(
                 file: file.clone(),
                 verdict: r.verdict.into(),
                 error: None,
-                op_counts: report::op_counts(&ops),
+                op_counts: raftcheck::analysis::op_counts(&ops),
                 check: Some(r),
             },
             Some(ops),
@@ -363,7 +363,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
     }
     let interrupt = on_signals()?;
     let mut worst = Conclusion::Valid;
-    let mut finished: Vec<(PathBuf, run::RunResults)> = Vec::new();
+    let mut finished: Vec<(PathBuf, raftcheck::store::RunResults)> = Vec::new();
     let command: Vec<String> = std::env::args().collect();
     for i in 0..args.test_count {
         let seed = args.seed.map(|s| s + i as u64).unwrap_or_else(rand_seed);
@@ -439,7 +439,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
         let conclusion = Conclusion::from(out.verdict);
         finished.push((out.dir.clone(), out.results));
         if let Some(path) = &args.junit {
-            let runs: Vec<(&Path, &run::RunResults)> =
+            let runs: Vec<(&Path, &raftcheck::store::RunResults)> =
                 finished.iter().map(|(d, r)| (d.as_path(), r)).collect();
             report::write_junit(path, &runs)
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -494,7 +494,7 @@ fn cmd_matrix(args: MatrixArgs) -> Result<i32> {
     let out = args.results.join("matrix").join(report::timestamp());
     let interrupt = on_signals()?;
     let records = match &args.summarise {
-        Some(table) => matrix::read_table(table),
+        Some(table) => raftcheck::store::matrix::read_table(table),
         None => matrix::run_matrix(
             &spec,
             &MatrixOptions {

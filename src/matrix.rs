@@ -6,9 +6,11 @@
 //! (seed, commit, verdict, time to first violation) to a committed JSONL table so the README's
 //! figures can be reproduced row by row, and writes the summary as markdown and JSON.
 
+use crate::analysis::first_violation;
 use crate::checker::Verdict;
-use crate::run::{self, RunOptions, RunResults};
+use crate::run::{self, RunOptions};
 use crate::spec::{load_toml, SpecError};
+use crate::store::matrix::{RowSummary, RunRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -83,104 +85,6 @@ impl MatrixSpec {
         }
         Ok(m)
     }
-}
-
-/// One run of one row: a line of the committed table.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct RunRecord {
-    /// Row name.
-    pub row: String,
-    /// Seed.
-    pub seed: u64,
-    /// git commit of the harness, if known.
-    pub commit: String,
-    /// When it ran (UTC).
-    pub date: String,
-    /// Verdict, or `None` when the run could not be carried out.
-    pub verdict: Option<Verdict>,
-    /// Exit code (2 for a run error).
-    pub exit_code: i32,
-    /// Seconds from the run start to the first violation seen, for invalid runs.
-    pub first_violation_secs: Option<f64>,
-    /// Fault-phase length.
-    pub duration_secs: f64,
-    /// One line: the first counterexample or invariant violation, or the error.
-    pub finding: Option<String>,
-    /// The run's results dir.
-    pub dir: String,
-}
-
-/// A row's figures over its runs.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct RowSummary {
-    /// Row name.
-    pub row: String,
-    /// Expected verdict.
-    pub expect: Verdict,
-    /// Runs.
-    pub runs: usize,
-    /// Invalid verdicts.
-    pub invalid: usize,
-    /// Unknown verdicts.
-    pub unknown: usize,
-    /// Runs that could not be carried out.
-    pub errors: usize,
-    /// Median time to the first violation over invalid runs, seconds.
-    pub median_first_violation_secs: Option<f64>,
-    /// The finding of one failing run.
-    pub example: Option<String>,
-    /// That run's results dir (its report.html holds the whole counterexample), as recorded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub example_dir: Option<String>,
-    /// Whether the row meets its target (bugs: found in >= 90% of runs; controls: every run
-    /// valid, since an unknown control tested nothing).
-    pub pass: bool,
-    /// Why the workload/nemesis exposes the bug.
-    pub why: String,
-}
-
-/// The earliest evidence in a run: the unplaced op of each counterexample, or the later sample
-/// of an invariant violation.
-pub fn first_violation(r: &RunResults) -> Option<(f64, String)> {
-    let mut found: Vec<(u64, String)> = Vec::new();
-    for k in &r.check.keys {
-        if let Some(c) = &k.counterexample {
-            let at = c
-                .ops
-                .iter()
-                .find(|o| Some(o.id) == c.unplaced)
-                .or_else(|| {
-                    c.ops
-                        .iter()
-                        .max_by_key(|o| o.ret_time.unwrap_or(o.call_time))
-                })
-                .map(|o| o.ret_time.unwrap_or(o.call_time));
-            if let Some(t) = at {
-                let key = k
-                    .key
-                    .as_deref()
-                    .map(|k| format!("key {k}: "))
-                    .unwrap_or_default();
-                found.push((t, format!("{key}{}", c.explanation)));
-            }
-        }
-    }
-    for v in &r.invariants {
-        found.push((v.second.time, v.explanation.clone()));
-    }
-    for c in &r.crashes {
-        found.push((u64::MAX, format!("node {} crashed ({})", c.node, c.status)));
-    }
-    found.into_iter().min_by_key(|(t, _)| *t).map(|(t, s)| {
-        (
-            if t == u64::MAX {
-                f64::NAN
-            } else {
-                t as f64 / 1e9
-            },
-            s,
-        )
-    })
 }
 
 /// Summarise the runs of each row, in spec order. A bug row passes when it was found in at
@@ -373,7 +277,7 @@ pub fn run_matrix(
                         commit: commit.clone(),
                         date: chrono::Utc::now().to_rfc3339(),
                         verdict: Some(out.verdict),
-                        exit_code: out.exit_code,
+                        exit_code: out.results.exit_code,
                         first_violation_secs: fv
                             .as_ref()
                             .map(|(t, _)| *t)
@@ -430,15 +334,6 @@ pub fn run_matrix(
     Ok(records)
 }
 
-/// Read a committed run table (JSONL), skipping lines that do not parse.
-pub fn read_table(path: &Path) -> Vec<RunRecord> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 /// Write matrix.md and matrix.json for a set of records into `dir`.
 pub fn write_summary(
     dir: &Path,
@@ -453,7 +348,7 @@ pub fn write_summary(
     for r in records {
         by_row.entry(&r.row).or_default().push(r);
     }
-    crate::report::write_json(
+    crate::store::write_json(
         &dir.join("matrix.json"),
         &serde_json::json!({ "rows": rows, "runs": by_row }),
     )?;

@@ -6,7 +6,7 @@
 //! RAFTCHECK_REQUIRE_ALL=1 (CI), where it fails. Every process is killed by a Drop guard, so a
 //! failing assertion leaves nothing running; every wait is bounded in count and time.
 
-use raftcheck::client::{self, Adapter, Completion, Endpoint, NodeStatus, Request, Role};
+use raftcheck::client::{Adapter, Completion, Endpoint, NodeStatus, Request, Role};
 use raftcheck::history::{Fun, Value};
 use raftcheck::spec::ClusterSpec;
 use serde_json::json;
@@ -262,7 +262,7 @@ fn make_refuses_bad_configuration_clearly() {
         name: "n1".into(),
         addr: addr(1),
     }];
-    let err = |text: &str| match client::make(&cluster_spec(text), eps.clone()) {
+    let err = |text: &str| match cluster_spec(text).adapter(eps.clone()) {
         Ok(_) => panic!("accepted: {text}"),
         Err(e) => e.to_string(),
     };
@@ -282,7 +282,7 @@ fn make_refuses_bad_configuration_clearly() {
     assert!(e.contains("http.write") && e.contains("statuses"), "{e}");
     for client in ["raftkv", "etcd", "null"] {
         let spec = cluster_spec(&format!("{base}client = \"{client}\"\n"));
-        assert!(client::make(&spec, eps.clone()).is_ok(), "{client}");
+        assert!(spec.adapter(eps.clone()).is_ok(), "{client}");
     }
 }
 
@@ -321,7 +321,7 @@ async fn a_connect_that_never_completes_is_a_fail() {
         addr: a,
     }];
     let spec = cluster_spec("binary = \"x\"\nclient = \"raftkv\"\nclient_port = 1\n");
-    let adapter = client::make(&spec, eps).expect("raftkv adapter");
+    let adapter = spec.adapter(eps).expect("raftkv adapter");
     let t0 = Instant::now();
     let c = adapter
         .invoke(0, &req(Fun::Write, Some("k"), json!(1)), OP_TIMEOUT)
@@ -379,7 +379,7 @@ async fn etcd_adapter_against_a_real_etcd() {
         addr: addr(cp),
     }];
     let spec = cluster_spec("binary = \"etcd\"\nclient = \"etcd\"\nclient_port = 2379\n");
-    let a = client::make(&spec, eps).expect("etcd adapter");
+    let a = spec.adapter(eps).expect("etcd adapter");
     let (leader, st) = wait_for_leader(a.as_ref(), 1, &procs).await;
     assert_eq!(leader, 0);
     assert!(st[0].term >= 1, "{st:?}");
@@ -494,8 +494,8 @@ async fn raftkv_and_http_adapters_against_a_raftkv_cluster() {
         http_spec.client, "http",
         "raftkv-http.toml must use only the http adapter"
     );
-    let native = client::make(&raftkv_spec, eps.clone()).expect("raftkv adapter");
-    let declarative = client::make(&http_spec, eps.clone()).expect("http adapter");
+    let native = raftkv_spec.adapter(eps.clone()).expect("raftkv adapter");
+    let declarative = http_spec.adapter(eps.clone()).expect("http adapter");
 
     let (leader, st) = wait_for_leader(native.as_ref(), 3, &procs).await;
     assert!(st.iter().all(|s| s.term >= 1), "{st:?}");

@@ -13,8 +13,9 @@
 //! Set RAFTCHECK_UPDATE_GOLDEN=1 to rewrite the golden file after a deliberate change.
 
 use raftcheck::report::html::read_run;
-use raftcheck::report::plots::{self, PlotData, Unavailability};
+use raftcheck::report::plots::{self, PlotData};
 use raftcheck::report::{render_run, write_index, write_junit};
+use raftcheck::store::Unavailability;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -480,7 +481,7 @@ fn plot_data_of_the_recorded_run_matches_the_golden_file() {
         inputs.ops.len()
     );
     let data = plots::plot_data(&inputs.ops, &inputs.nemesis, &inputs.results.leader_changes);
-    let u = plots::unavailability(&inputs.ops, &inputs.results.leader_changes);
+    let u = raftcheck::analysis::unavailability(&inputs.ops, &inputs.results.leader_changes);
 
     // What a reader of the plots would check by eye, stated outright:
     // one partition, shaded from its install to its heal;
@@ -672,7 +673,8 @@ fn a_short_real_run_renders_a_report_that_parses_and_loads() {
 
 #[test]
 fn check_out_renders_a_page_and_a_latency_plot_per_history() {
-    use raftcheck::report::{op_counts, render_check, CheckReport, Conclusion, HistoryCheck};
+    use raftcheck::analysis::op_counts;
+    use raftcheck::report::{render_check, CheckReport, Conclusion, HistoryCheck};
     let inputs = read_run(&fixture()).unwrap();
     let check = raftcheck::checker::check(&inputs.ops, &Default::default()).expect("checkable");
     assert_eq!(check.verdict, raftcheck::checker::Verdict::Invalid);

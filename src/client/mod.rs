@@ -176,20 +176,20 @@ impl Adapter for NullAdapter {
 /// configured by the spec's `[http]` section) or `null` (no server; for benchmarking the
 /// harness). Errors here are configuration errors, reported before any node starts.
 pub fn make(
-    spec: &crate::spec::ClusterSpec,
+    client: &str,
+    http: Option<&toml::Value>,
     endpoints: Vec<Endpoint>,
 ) -> Result<Arc<dyn Adapter>, ClientError> {
-    if spec.client != "http" && spec.http.is_some() {
+    if client != "http" && http.is_some() {
         return Err(ClientError(format!(
-            "an [http] section is only read with client = \"http\" (this spec has client = {:?})",
-            spec.client
+            "an [http] section is only read with client = \"http\" (this spec has client = {client:?})"
         )));
     }
-    Ok(match spec.client.as_str() {
+    Ok(match client {
         "raftkv" => Arc::new(raftkv::RaftkvAdapter::new(endpoints)?),
         "etcd" => Arc::new(etcd::EtcdAdapter::new(endpoints)?),
         "http" => {
-            let section = spec.http.as_ref().ok_or_else(|| {
+            let section = http.ok_or_else(|| {
                 ClientError(
                     "client = \"http\" needs an [http] section describing the requests \
                      (see docs/http-adapter.md)"

@@ -15,13 +15,13 @@
 //! note saying where the rest is, and the timeline shows only the counterexample's few ops.
 
 use super::index::href;
-use super::plots::{self, FaultInterval, LeaderLine, PlotData, Unavailability};
+use super::plots::{self, FaultInterval, LeaderLine, PlotData};
 use super::text::{describe, outcome_word, verdict_word};
-use super::{op_counts, CheckReport, Conclusion, OpCounts};
+use super::{CheckReport, Conclusion};
+use crate::analysis::{self, op_counts};
 use crate::checker::{CheckResult, Counterexample, KeyResult, Verdict};
-use crate::history::{self, Op, Outcome};
-use crate::run::nemesis_loop::{self, NemesisEvent};
-use crate::run::{Quantiles, RunResults};
+use crate::history::{Op, Outcome};
+use crate::store::{self, NemesisEvent, OpCounts, Quantiles, Recorded, RunDir, Unavailability};
 use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -47,6 +47,9 @@ pub enum ReportError {
         /// What was wrong.
         msg: String,
     },
+    /// The run dir could not be read back.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     /// plotters could not draw or encode a PNG.
     #[error("drawing {path}: {msg}")]
     Plot {
@@ -87,48 +90,15 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// Everything a run dir holds that the report shows, read back from its files.
-pub struct RunInputs {
-    /// results.json.
-    pub results: RunResults,
-    /// history.jsonl, paired.
-    pub ops: Vec<Op>,
-    /// nemesis.jsonl.
-    pub nemesis: Vec<NemesisEvent>,
-}
-
-/// Read results.json, history.jsonl and nemesis.jsonl of a finished run dir. Leader changes
-/// come from results.json (the run derived them from leaders.jsonl); when it lists none and
-/// leaders.jsonl exists, they are derived again here.
-pub fn read_run(dir: &Path) -> Result<RunInputs, ReportError> {
-    let rpath = dir.join("results.json");
-    let text = std::fs::read_to_string(&rpath).map_err(io_err(&rpath))?;
-    let mut results: RunResults = serde_json::from_str(&text).map_err(|e| ReportError::Input {
-        path: rpath.clone(),
-        msg: format!("not a run's results.json: {e}"),
-    })?;
-    let hpath = dir.join("history.jsonl");
-    let ops = if hpath.exists() {
-        let (events, src) = history::read_file(&hpath).map_err(|e| ReportError::Input {
-            path: hpath.clone(),
-            msg: e.to_string(),
-        })?;
-        history::pair(&events, &src).map_err(|e| ReportError::Input {
-            path: hpath.clone(),
-            msg: e.to_string(),
-        })?
-    } else {
-        Vec::new()
-    };
-    let nemesis = nemesis_loop::read_log(&dir.join("nemesis.jsonl"));
-    if results.leader_changes.is_empty() {
-        results.leader_changes = crate::run::monitor::leader_changes(&dir.join("leaders.jsonl"));
+/// Read a finished run dir through the store. Leader changes come from results.json (the run
+/// derived them from leaders.jsonl); when it lists none, they are derived again from the
+/// samples (a results.json from an older raftcheck).
+pub fn read_run(dir: &Path) -> Result<Recorded, ReportError> {
+    let mut rec = RunDir::new(dir).read()?;
+    if rec.results.leader_changes.is_empty() {
+        rec.results.leader_changes = analysis::leader_changes(&rec.samples);
     }
-    Ok(RunInputs {
-        results,
-        ops,
-        nemesis,
-    })
+    Ok(rec)
 }
 
 /// Render every report file of a finished run dir (reads results.json, history.jsonl,
@@ -139,7 +109,7 @@ pub fn render_run(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let inputs = read_run(dir)?;
     let data = plots::plot_data(&inputs.ops, &inputs.nemesis, &inputs.results.leader_changes);
     let mut written = plots::draw_all(dir, &data)?;
-    let unavail = plots::unavailability(&inputs.ops, &inputs.results.leader_changes);
+    let unavail = analysis::unavailability(&inputs.ops, &inputs.results.leader_changes);
     let html = run_page(dir, &inputs, &data, &unavail);
     let path = dir.join("report.html");
     std::fs::write(&path, html).map_err(io_err(&path))?;
@@ -378,10 +348,10 @@ fn fault_log(events: &[NemesisEvent], exists: bool) -> String {
             s,
             "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{detail}</td></tr>",
             secs_ns(e.time),
-            esc(&e.event),
+            e.event.name(),
             esc(&e.label),
             esc(&e.nodes.join(", ")),
-            esc(&e.outcome)
+            e.outcome.name()
         );
     };
     for e in &events[..head] {
@@ -987,7 +957,7 @@ fn files_html(dir: &Path) -> String {
     s
 }
 
-fn run_page(dir: &Path, inputs: &RunInputs, data: &PlotData, unavail: &Unavailability) -> String {
+fn run_page(dir: &Path, inputs: &Recorded, data: &PlotData, unavail: &Unavailability) -> String {
     let r = &inputs.results;
     let mut s = page_start(&format!(
         "{} — {} {} {} (seed {})",
@@ -1228,7 +1198,7 @@ fn check_page(
         }
         if let Some(ops) = ops_by_file.get(&h.file) {
             s.push_str("<h3>Latency of ok ops</h3>");
-            s.push_str(&quantiles_table(&crate::run::latency(ops)));
+            s.push_str(&quantiles_table(&analysis::latency(ops)));
         }
         if let Some(name) = plots_by_file.get(&i) {
             s.push_str(&embed_png(dir, name, "latency of every op over time"));

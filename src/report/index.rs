@@ -10,8 +10,7 @@
 //! is listed once.
 
 use super::html::{esc, io_err, ReportError};
-use crate::matrix::RowSummary;
-use serde::Deserialize;
+use crate::store::matrix::RowSummary;
 use serde_json::Value;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -226,20 +225,13 @@ impl MatrixEntry {
     }
 }
 
-/// matrix.json as `raftcheck matrix` writes it; only the rows are needed here.
-#[derive(Deserialize)]
-struct MatrixFile {
-    rows: Vec<RowSummary>,
-}
-
 fn matrix_entry(root: &Path, dir: &Path) -> Option<MatrixEntry> {
-    let body = std::fs::read_to_string(dir.join("matrix.json")).ok()?;
-    let file: MatrixFile = serde_json::from_str(&body).ok()?;
+    let rows = crate::store::matrix::read_summary(dir)?;
     let name = dir.file_name()?.to_string_lossy().into_owned();
     Some(MatrixEntry {
         rel: rel_path(root, dir)?,
         date: sort_key_and_date(name).1,
-        rows: file.rows,
+        rows,
         has_markdown: dir.join("matrix.md").is_file(),
     })
 }
@@ -496,7 +488,8 @@ mod tests {
     }
 
     use crate::checker::Verdict;
-    use crate::matrix::{write_summary, MatrixSpec, RunRecord};
+    use crate::matrix::{write_summary, MatrixSpec};
+    use crate::store::matrix::RunRecord;
 
     fn spec() -> MatrixSpec {
         toml::from_str(

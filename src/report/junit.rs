@@ -11,7 +11,7 @@
 use super::html::{io_err, ReportError};
 use super::text::verdict_word;
 use crate::checker::Verdict;
-use crate::run::RunResults;
+use crate::store::RunResults;
 use std::fmt::Write;
 use std::path::Path;
 

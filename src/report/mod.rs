@@ -12,33 +12,10 @@ pub mod text;
 pub use html::{render_check, render_run, ReportError};
 pub use index::write_index;
 pub use junit::write_junit;
-pub use plots::{unavailability, Unavailability};
 
 use crate::checker::{CheckResult, Verdict};
-use crate::history::{Op, Outcome};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::Path;
-
-/// Op counts by function, then by outcome ("ok", "fail", "info"; mismatched cas count as fail).
-pub type OpCounts = BTreeMap<String, BTreeMap<String, usize>>;
-
-/// Count ops by f and outcome, the table every report shows first.
-pub fn op_counts(ops: &[Op]) -> OpCounts {
-    let mut m = OpCounts::new();
-    for o in ops {
-        let outcome = match o.outcome {
-            Outcome::Ok => "ok",
-            Outcome::Fail | Outcome::Mismatch => "fail",
-            Outcome::Info => "info",
-        };
-        *m.entry(o.f.name().to_string())
-            .or_default()
-            .entry(outcome.to_string())
-            .or_default() += 1;
-    }
-    m
-}
 
 /// What a check concludes about a file (or a whole invocation), as results.json, the terminal and
 /// the exit code all say it: the checker's three verdicts plus `error` for input that could not
@@ -110,7 +87,7 @@ pub struct HistoryCheck {
     pub error: Option<String>,
     /// Ops by f and outcome.
     #[serde(default)]
-    pub op_counts: OpCounts,
+    pub op_counts: crate::store::OpCounts,
     /// The checker's full answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckResult>,

@@ -14,9 +14,8 @@
 
 use super::html::ReportError;
 use crate::history::{Fun, Op, Outcome};
-use crate::run::nemesis_loop::NemesisEvent;
-use crate::run::LeaderChange;
 use crate::spec::nemesis::FaultKind;
+use crate::store::{FaultOutcome, LeaderChange, NemesisEvent, Phase};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -285,8 +284,8 @@ pub fn fault_intervals(events: &[NemesisEvent], end: f64) -> (Vec<FaultInterval>
     let mut not_installed = Vec::new();
     let mut open: Vec<usize> = Vec::new();
     for e in events {
-        match (e.event.as_str(), e.outcome.as_str()) {
-            ("start", "installed") => {
+        match (e.event, e.outcome) {
+            (Phase::Start, FaultOutcome::Installed) => {
                 open.push(out.len());
                 out.push(FaultInterval {
                     kind: e.fault,
@@ -297,17 +296,17 @@ pub fn fault_intervals(events: &[NemesisEvent], end: f64) -> (Vec<FaultInterval>
                     unhealed: true,
                 });
             }
-            ("start", outcome) => not_installed.push(format!(
+            (Phase::Start, outcome) => not_installed.push(format!(
                 "{:.3} s {}: {}{}",
                 secs(e.time),
                 e.label,
-                outcome,
+                outcome.name(),
                 e.reason
                     .as_deref()
                     .map(|r| format!(" ({r})"))
                     .unwrap_or_default()
             )),
-            ("stop", _) => {
+            (Phase::Stop, _) => {
                 // A heal ends every open interval it heals: those of the same kind with its
                 // label, and the later steps of the same action, which the nemesis labels
                 // "<label> (...)" (a staggered kill's "kill staggered (rest)"). A heal that
@@ -318,14 +317,13 @@ pub fn fault_intervals(events: &[NemesisEvent], end: f64) -> (Vec<FaultInterval>
                     let iv = &mut out[open[k]];
                     if iv.kind == e.fault && (iv.label == e.label || iv.label.starts_with(&step)) {
                         iv.end = secs(e.time).max(iv.start);
-                        iv.unhealed = e.outcome != "healed";
+                        iv.unhealed = e.outcome != FaultOutcome::Healed;
                         open.remove(k);
                     } else {
                         k += 1;
                     }
                 }
             }
-            _ => {}
         }
     }
     (out, not_installed)
@@ -431,94 +429,6 @@ pub fn plot_data(ops: &[Op], events: &[NemesisEvent], changes: &[LeaderChange]) 
         initial_leader,
         leaders,
         windows,
-    }
-}
-
-/// Unavailability around one leader change: how long no write was acknowledged.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct UnavailableWindow {
-    /// When the monitor first saw the new leader, ns since the run started.
-    pub time: u64,
-    /// The new leader.
-    pub node: String,
-    /// Its term.
-    pub term: u64,
-    /// Completion time (ns) of the last acknowledged write, cas or append at or before the
-    /// change; `None` if there was none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_ok_before: Option<u64>,
-    /// Completion time (ns) of the first acknowledged write, cas or append after the change;
-    /// `None` if there was none (the cluster never took a write again).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_ok_after: Option<u64>,
-    /// `first_ok_after - last_ok_before` in milliseconds, when both exist.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ms: Option<f64>,
-}
-
-/// The unavailability figures of a run (DESIGN.md: results.json carries "the leader-change
-/// unavailability windows"), what a user of a Raft store asks first: how long are writes
-/// refused when the leader goes away?
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Unavailability {
-    /// One entry per leader change (the initial leader excluded), in order.
-    pub windows: Vec<UnavailableWindow>,
-    /// Median of the measured windows (those with both ends), ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub median_ms: Option<f64>,
-    /// Longest measured window, ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_ms: Option<f64>,
-}
-
-/// For each leader change, the time from the last acknowledged (ok) write-ish op (write, cas,
-/// append) completed at or before it to the first completed after it; plus median and max.
-///
-/// `changes` is a run's `leader_changes`: its first entry is the leader found at start, not a
-/// change, and is skipped. Writes are what a leader change interrupts (a Raft read may be
-/// served by a lease or ReadIndex on the old leader, or fail over sooner), so only they count;
-/// reads would hide the gap. The change time is the monitor's first sample showing the new
-/// leader, up to one sample interval (100 ms) after the election itself, which does not matter
-/// here: the window is bounded by acknowledged ops on both sides, not by the change time.
-pub fn unavailability(ops: &[Op], changes: &[LeaderChange]) -> Unavailability {
-    let mut acks: Vec<u64> = ops
-        .iter()
-        .filter(|o| o.outcome == Outcome::Ok && matches!(o.f, Fun::Write | Fun::Cas | Fun::Append))
-        .filter_map(|o| o.ret_time)
-        .collect();
-    acks.sort_unstable();
-    let windows: Vec<UnavailableWindow> = changes
-        .iter()
-        .skip(1)
-        .map(|c| {
-            let after = acks.partition_point(|&t| t <= c.time);
-            let last_ok_before = after.checked_sub(1).map(|i| acks[i]);
-            let first_ok_after = acks.get(after).copied();
-            let ms = match (last_ok_before, first_ok_after) {
-                (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1e6),
-                _ => None,
-            };
-            UnavailableWindow {
-                time: c.time,
-                node: c.node.clone(),
-                term: c.term,
-                last_ok_before,
-                first_ok_after,
-                ms,
-            }
-        })
-        .collect();
-    let mut measured: Vec<f64> = windows.iter().filter_map(|w| w.ms).collect();
-    measured.sort_by(f64::total_cmp);
-    let median_ms = match measured.len() {
-        0 => None,
-        n if n % 2 == 1 => Some(measured[n / 2]),
-        n => Some((measured[n / 2 - 1] + measured[n / 2]) / 2.0),
-    };
-    Unavailability {
-        windows,
-        median_ms,
-        max_ms: measured.last().copied(),
     }
 }
 
@@ -1106,12 +1016,12 @@ mod tests {
         NemesisEvent {
             index: 0,
             time: ms * 1_000_000,
-            event: event.into(),
+            event: serde_json::from_value(serde_json::json!(event)).expect("a phase"),
             fault,
             label: label.into(),
             nodes: vec!["n1".into()],
             grudge: None,
-            outcome: outcome.into(),
+            outcome: serde_json::from_value(serde_json::json!(outcome)).expect("an outcome"),
             reason: None,
         }
     }
@@ -1132,7 +1042,7 @@ mod tests {
             change(1000, "n2", 2),
             change(3000, "n3", 3),
         ];
-        let u = unavailability(&ops, &changes);
+        let u = crate::analysis::unavailability(&ops, &changes);
         assert_eq!(u.windows.len(), 2, "the initial leader is not a change");
         assert_eq!(u.windows[0].last_ok_before, Some(300_000_000));
         assert_eq!(u.windows[0].first_ok_after, Some(1_500_000_000));
@@ -1159,7 +1069,7 @@ mod tests {
             change(200, "n2", 2),
             change(2200, "n3", 3),
         ];
-        let u = unavailability(&ops, &changes);
+        let u = crate::analysis::unavailability(&ops, &changes);
         // 100 -> 300 = 200 ms; 2000 -> 2300 = 300 ms.
         assert_eq!(u.median_ms, Some(250.0));
         assert_eq!(u.max_ms, Some(300.0));

@@ -6,61 +6,14 @@
 use crate::client::{Adapter, Completion, NodeStatus, Request, Role};
 use crate::cluster::supervisor::{Cluster, Crash};
 use crate::history::{Fun, Value};
-use crate::workload::recorder::JsonlSink;
-use serde::{Deserialize, Serialize};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::store::{JsonlSink, Sample};
+use crate::workload::runner::LeaderHint;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often every node is asked.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
-
-/// One line of leaders.jsonl.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Sample {
-    /// Line number.
-    pub index: u64,
-    /// ns since the run started.
-    pub time: u64,
-    /// The node asked.
-    pub node: String,
-    /// Its role.
-    pub role: Role,
-    /// Its term.
-    pub term: u64,
-    /// The leader it believes in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub leader: Option<String>,
-}
-
-/// Pokes the monitor when clients see a leader change: with an adapter whose writes are
-/// acknowledged only by the leader (raftkv), a write acknowledged by a different node than the
-/// previous one means leadership moved, or that an old leader is still acknowledging, which is
-/// exactly the short window in which a second leader could be sampled.
-pub struct LeaderHint {
-    last: AtomicUsize,
-    wake: tokio::sync::Notify,
-}
-
-impl Default for LeaderHint {
-    fn default() -> Self {
-        LeaderHint {
-            last: AtomicUsize::new(usize::MAX),
-            wake: tokio::sync::Notify::new(),
-        }
-    }
-}
-
-impl LeaderHint {
-    /// A write was acknowledged by `node`.
-    pub fn write_acknowledged_by(&self, node: usize) {
-        let prev = self.last.swap(node, Ordering::Relaxed);
-        if prev != node && prev != usize::MAX {
-            self.wake.notify_one();
-        }
-    }
-}
 
 /// Shared view of the cluster.
 pub struct Monitor {
@@ -178,7 +131,7 @@ pub async fn run(mon: Arc<Monitor>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = mon.hint.wake.notified() => {}
+            _ = mon.hint.changed() => {}
         }
         mon.sample().await;
         tokio::time::sleep(MIN_GAP).await;
@@ -242,63 +195,4 @@ pub async fn wait_ready(
         "not ready within {:.0} s: {last}",
         timeout.as_secs_f64()
     ))
-}
-
-/// Leader changes from leaders.jsonl: the first leader, then every sample that shows a leader
-/// in a higher term (or another node leading in the same term).
-pub fn leader_changes(path: &Path) -> Vec<super::LeaderChange> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut out: Vec<super::LeaderChange> = Vec::new();
-    for line in text.lines() {
-        let Ok(s) = serde_json::from_str::<Sample>(line) else {
-            continue;
-        };
-        if s.role != Role::Leader {
-            continue;
-        }
-        let newer = match out.last() {
-            None => true,
-            Some(l) => s.term > l.term || (s.term == l.term && s.node != l.node),
-        };
-        if newer {
-            out.push(super::LeaderChange {
-                time: s.time,
-                node: s.node,
-                term: s.term,
-            });
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_hint_fires_only_when_another_node_acknowledges() {
-        let h = LeaderHint::default();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("runtime");
-        // A poke made before the monitor waits is kept (Notify stores one permit), so each
-        // check below sees exactly what the acknowledgements since the last one asked for.
-        let poked = || {
-            rt.block_on(async {
-                tokio::time::timeout(Duration::from_millis(20), h.wake.notified())
-                    .await
-                    .is_ok()
-            })
-        };
-        h.write_acknowledged_by(0);
-        h.write_acknowledged_by(0);
-        assert!(!poked(), "the first node seen is not a change");
-        h.write_acknowledged_by(2);
-        assert!(poked(), "another node acknowledged");
-        h.write_acknowledged_by(2);
-        assert!(!poked(), "the same node again");
-        h.write_acknowledged_by(0);
-        assert!(poked());
-    }
 }

@@ -4,49 +4,13 @@
 use crate::cluster::supervisor::Cluster;
 use crate::nemesis::{grudge, resolve_target, Action, Planned};
 use crate::spec::nemesis::{FaultKind, Target};
-use crate::workload::recorder::JsonlSink;
+use crate::store::{FaultOutcome, JsonlSink, NemesisEvent, Phase};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// One line of nemesis.jsonl.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct NemesisEvent {
-    /// Line number.
-    pub index: u64,
-    /// ns since the run started.
-    pub time: u64,
-    /// "start" (fault injected) or "stop" (healed).
-    pub event: String,
-    /// The fault kind.
-    pub fault: FaultKind,
-    /// e.g. "kill leader", "partition halves".
-    pub label: String,
-    /// Nodes hit.
-    pub nodes: Vec<String>,
-    /// For partitions: who drops whom.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grudge: Option<BTreeMap<String, Vec<String>>>,
-    /// installed | skipped | failed (start); healed | failed (stop).
-    pub outcome: String,
-    /// Why skipped or failed, or how the target was chosen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-/// Read nemesis.jsonl back (for results and plots); unreadable lines are skipped.
-pub fn read_log(path: &Path) -> Vec<NemesisEvent> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 /// The nemesis task's state.
 pub struct Nemesis {
@@ -97,12 +61,12 @@ impl Nemesis {
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
-        event: &str,
+        event: Phase,
         fault: FaultKind,
         label: &str,
         nodes: &[usize],
         grudge: Option<BTreeMap<String, Vec<String>>>,
-        outcome: &str,
+        outcome: FaultOutcome,
         reason: Option<String>,
     ) {
         let names: Vec<String> = nodes
@@ -112,12 +76,12 @@ impl Nemesis {
         self.log.append(|index, time| NemesisEvent {
             index,
             time,
-            event: event.into(),
+            event,
             fault,
             label: label.into(),
             nodes: names,
             grudge,
-            outcome: outcome.into(),
+            outcome,
             reason,
         });
     }
@@ -189,8 +153,20 @@ impl Nemesis {
                     Ok(Err(e)) => Some(e.to_string()),
                     Err(e) => Some(e.to_string()),
                 };
-                let outcome = if err.is_none() { "installed" } else { "failed" };
-                self.record("start", kind, &label, &nodes, None, outcome, err.or(reason));
+                let outcome = if err.is_none() {
+                    FaultOutcome::Installed
+                } else {
+                    FaultOutcome::Failed
+                };
+                self.record(
+                    Phase::Start,
+                    kind,
+                    &label,
+                    &nodes,
+                    None,
+                    outcome,
+                    err.or(reason),
+                );
                 self.monitor.set_fault(Some(label.clone()));
                 Some(Active {
                     kind,
@@ -210,12 +186,12 @@ impl Nemesis {
             Action::Partition { shape } => {
                 let Some(g) = grudge(shape, n, leader, rng) else {
                     self.record(
-                        "start",
+                        Phase::Start,
                         kind,
                         &label,
                         &[],
                         None,
-                        "skipped",
+                        FaultOutcome::Skipped,
                         Some(format!(
                             "{label} needs at least 5 nodes; this cluster has {n}"
                         )),
@@ -244,8 +220,20 @@ impl Nemesis {
                     Ok(Err(e)) => Some(e.to_string()),
                     Err(e) => Some(e.to_string()),
                 };
-                let outcome = if err.is_none() { "installed" } else { "failed" };
-                self.record("start", kind, &label, &nodes, Some(shown), outcome, err);
+                let outcome = if err.is_none() {
+                    FaultOutcome::Installed
+                } else {
+                    FaultOutcome::Failed
+                };
+                self.record(
+                    Phase::Start,
+                    kind,
+                    &label,
+                    &nodes,
+                    Some(shown),
+                    outcome,
+                    err,
+                );
                 self.monitor.set_fault(Some(label.clone()));
                 Some(Active {
                     kind,
@@ -291,12 +279,16 @@ impl Nemesis {
             Err(e) => Err(e),
         };
         let wiped = wipe.is_ok();
-        let outcome = if wiped { "installed" } else { "failed" };
+        let outcome = if wiped {
+            FaultOutcome::Installed
+        } else {
+            FaultOutcome::Failed
+        };
         if let Err(e) = wipe {
             reason = Some(format!("{e}; the node was not wiped"));
         }
         self.record(
-            "start",
+            Phase::Start,
             FaultKind::Member,
             label,
             &[node],
@@ -370,9 +362,13 @@ impl Nemesis {
             Ok(Err(e)) => Some(e.to_string()),
             Err(e) => Some(e.to_string()),
         };
-        let outcome = if err.is_none() { "installed" } else { "failed" };
+        let outcome = if err.is_none() {
+            FaultOutcome::Installed
+        } else {
+            FaultOutcome::Failed
+        };
         self.record(
-            "start",
+            Phase::Start,
             FaultKind::Kill,
             &format!("{} (rest)", a.label),
             &rest,
@@ -386,8 +382,20 @@ impl Nemesis {
     async fn heal(&self, a: Active) {
         if a.kind == FaultKind::Member {
             let res = self.add_member_back(&a).await;
-            let outcome = if res.is_ok() { "healed" } else { "failed" };
-            self.record("stop", a.kind, &a.label, &a.nodes, None, outcome, res.err());
+            let outcome = if res.is_ok() {
+                FaultOutcome::Healed
+            } else {
+                FaultOutcome::Failed
+            };
+            self.record(
+                Phase::Stop,
+                a.kind,
+                &a.label,
+                &a.nodes,
+                None,
+                outcome,
+                res.err(),
+            );
             self.monitor.set_fault(None);
             return;
         }
@@ -409,8 +417,12 @@ impl Nemesis {
             Ok(Err(e)) => Some(e.to_string()),
             Err(e) => Some(e.to_string()),
         };
-        let outcome = if err.is_none() { "healed" } else { "failed" };
-        self.record("stop", a.kind, &a.label, &a.nodes, None, outcome, err);
+        let outcome = if err.is_none() {
+            FaultOutcome::Healed
+        } else {
+            FaultOutcome::Failed
+        };
+        self.record(Phase::Stop, a.kind, &a.label, &a.nodes, None, outcome, err);
         self.monitor.set_fault(None);
     }
 }

@@ -190,6 +190,16 @@ fn yes() -> bool {
 }
 
 impl ClusterSpec {
+    /// The client adapter this spec names, talking to `endpoints`.
+    pub fn adapter(
+        &self,
+        endpoints: Vec<crate::client::Endpoint>,
+    ) -> Result<std::sync::Arc<dyn crate::client::Adapter>, crate::client::ClientError> {
+        crate::client::make(&self.client, self.http.as_ref(), endpoints)
+    }
+}
+
+impl ClusterSpec {
     /// Load and validate a cluster spec file.
     pub fn load(path: &Path) -> Result<ClusterSpec, SpecError> {
         let spec: ClusterSpec = load_toml(path)?;

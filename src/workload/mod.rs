@@ -6,7 +6,6 @@
 //! writes; cas takes its expected value from values recently written or read on that key, so
 //! cas often succeeds instead of failing its compare every time.
 
-pub mod recorder;
 pub mod runner;
 
 use crate::client::Request;

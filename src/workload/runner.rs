@@ -6,11 +6,11 @@
 //! process whose op ended `info` never issues another op (it might still be running, as far as
 //! the checker knows): the worker continues as process `p + concurrency`, Jepsen's rule.
 
-use super::recorder::JsonlSink;
 use super::{Generator, Shared};
 use crate::client::{Adapter, Completion, Request};
 use crate::history::{Event, EventType, Fun, Value};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::store::JsonlSink;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,42 @@ pub struct Counters {
     pub info: AtomicU64,
 }
 
+/// Pokes the monitor when clients see a leader change: with an adapter whose writes are
+/// acknowledged only by the leader (raftkv), a write acknowledged by a different node than the
+/// previous one means leadership moved, or that an old leader is still acknowledging, which is
+/// exactly the short window in which a second leader could be sampled.
+pub struct LeaderHint {
+    last: AtomicUsize,
+    wake: tokio::sync::Notify,
+}
+
+impl Default for LeaderHint {
+    fn default() -> Self {
+        LeaderHint {
+            last: AtomicUsize::new(usize::MAX),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl LeaderHint {
+    /// Wait until a write is acknowledged by another node than the one before (a poke made
+    /// while nobody waits is kept for the next wait).
+    pub async fn changed(&self) {
+        self.wake.notified().await
+    }
+
+    /// A write was acknowledged by `node`.
+    pub fn write_acknowledged_by(&self, node: usize) {
+        let prev = self.last.swap(node, Ordering::Relaxed);
+        if prev != node && prev != usize::MAX {
+            self.wake.notify_one();
+        }
+    }
+}
+
 /// What every worker shares.
+#[derive(Clone)]
 pub struct Ctx {
     /// The protocol adapter.
     pub adapter: Arc<dyn Adapter>,
@@ -42,7 +77,7 @@ pub struct Ctx {
     /// Set to stop issuing new ops (end of the phase, Ctrl-C).
     pub stop: Arc<AtomicBool>,
     /// Told which node acknowledged each write, when the adapter says only leaders do.
-    pub leader_hint: Option<Arc<crate::run::monitor::LeaderHint>>,
+    pub leader_hint: Option<Arc<LeaderHint>>,
 }
 
 impl Ctx {
@@ -198,4 +233,37 @@ pub async fn final_reads(
         }
     }
     unread
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_hint_fires_only_when_another_node_acknowledges() {
+        let h = LeaderHint::default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        // A poke made before the monitor waits is kept (Notify stores one permit), so each
+        // check below sees exactly what the acknowledgements since the last one asked for.
+        let poked = || {
+            rt.block_on(async {
+                tokio::time::timeout(Duration::from_millis(20), h.wake.notified())
+                    .await
+                    .is_ok()
+            })
+        };
+        h.write_acknowledged_by(0);
+        h.write_acknowledged_by(0);
+        assert!(!poked(), "the first node seen is not a change");
+        h.write_acknowledged_by(2);
+        assert!(poked(), "another node acknowledged");
+        h.write_acknowledged_by(2);
+        assert!(!poked(), "the same node again");
+        h.write_acknowledged_by(0);
+        assert!(poked());
+    }
 }

@@ -11,43 +11,19 @@
 //! that between two samples, or a term that rises and falls between samples, can be missed; a
 //! node that is paused or cut off from the harness is not sampled at all.
 
-use super::monitor::Sample;
 use crate::client::Role;
-use serde::{Deserialize, Serialize};
+use crate::spec::nemesis::FaultKind;
+use crate::store::{NemesisEvent, Sample, Violation};
 use std::collections::HashMap;
-use std::path::Path;
-
-/// One broken invariant, with the two samples that show it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Violation {
-    /// `election-safety` or `term-monotonicity`.
-    pub invariant: String,
-    /// A sentence.
-    pub explanation: String,
-    /// The earlier sample.
-    pub first: Sample,
-    /// The later sample.
-    pub second: Sample,
-}
-
-/// Read leaders.jsonl (unreadable lines skipped: the file may end mid-line after a crash).
-pub fn read_samples(path: &Path) -> Vec<Sample> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 /// When the harness wiped each node's data dir (ns since the run started): the time of every
 /// membership fault's "start" line that installed (the line is written after the wipe).
-pub fn wipes(events: &[super::nemesis_loop::NemesisEvent]) -> HashMap<String, Vec<u64>> {
+pub fn wipes(events: &[NemesisEvent]) -> HashMap<String, Vec<u64>> {
     let mut out: HashMap<String, Vec<u64>> = HashMap::new();
-    for e in events.iter().filter(|e| {
-        e.fault == crate::spec::nemesis::FaultKind::Member
-            && e.event == "start"
-            && e.outcome == "installed"
-    }) {
+    for e in events
+        .iter()
+        .filter(|e| e.fault == FaultKind::Member && e.installed())
+    {
         for n in &e.nodes {
             out.entry(n.clone()).or_default().push(e.time);
         }
@@ -162,25 +138,24 @@ mod tests {
 
     #[test]
     fn wipes_come_from_installed_membership_faults_only() {
-        use super::super::nemesis_loop::NemesisEvent;
-        use crate::spec::nemesis::FaultKind;
-        let ev = |time, fault, event: &str, outcome: &str| NemesisEvent {
+        use crate::store::{FaultOutcome, Phase};
+        let ev = |time, fault, event: Phase, outcome: FaultOutcome| NemesisEvent {
             index: 0,
             time,
-            event: event.into(),
+            event,
             fault,
             label: String::new(),
             nodes: vec!["n2".into()],
             grudge: None,
-            outcome: outcome.into(),
+            outcome,
             reason: None,
         };
         let w = wipes(&[
-            ev(5, FaultKind::Member, "start", "installed"),
-            ev(6, FaultKind::Member, "stop", "healed"),
-            ev(7, FaultKind::Member, "start", "failed"),
-            ev(8, FaultKind::Kill, "start", "installed"),
-            ev(9, FaultKind::Member, "start", "installed"),
+            ev(5, FaultKind::Member, Phase::Start, FaultOutcome::Installed),
+            ev(6, FaultKind::Member, Phase::Stop, FaultOutcome::Healed),
+            ev(7, FaultKind::Member, Phase::Start, FaultOutcome::Failed),
+            ev(8, FaultKind::Kill, Phase::Start, FaultOutcome::Installed),
+            ev(9, FaultKind::Member, Phase::Start, FaultOutcome::Installed),
         ]);
         assert_eq!(w.len(), 1);
         assert_eq!(w["n2"], vec![5, 9]);

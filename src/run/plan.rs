@@ -1,0 +1,164 @@
+//! From flags to a plan: every spec resolved and loaded, every override applied and validated,
+//! the network mode chosen, and every refusal made (a nemesis this mode or this cluster cannot
+//! do, a bad `--subnet`) before anything is created on disk or started. What follows only
+//! carries the plan out (ripgrep's two stages: raw flags, then a validated plan).
+
+use super::{NetChoice, RunError, RunOptions};
+use crate::analysis::Asked;
+use crate::cluster::find_binary;
+use crate::cluster::net::{parse_subnet24, NetMode, Network};
+use crate::nemesis::{schedule, Planned};
+use crate::spec::nemesis::{FaultKind, NemesisSpec};
+use crate::spec::workload::WorkloadSpec;
+use crate::spec::{resolve, ClusterSpec};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A run, resolved and validated: nothing in it can be refused any more.
+#[derive(Clone, Debug)]
+pub struct RunPlan {
+    /// The cluster spec, with `--nodes` applied.
+    pub cluster: ClusterSpec,
+    /// The workload, with `--time-limit`, `--concurrency` and `--rate` applied.
+    pub workload: WorkloadSpec,
+    /// The nemesis spec.
+    pub nemesis: NemesisSpec,
+    /// Names for results: the stems of the three spec arguments (`raftkv`, `kv`, `kill`).
+    pub names: [String; 3],
+    /// The server binary, found.
+    pub binary: PathBuf,
+    /// netns or loopback, and why.
+    pub mode: NetMode,
+    /// Why that mode, as the user should read it.
+    pub net_reason: String,
+    /// What the nemesis is asked for, after the mode's and the cluster's filtering.
+    pub asked: Asked,
+    /// The seeded fault schedule.
+    pub schedule: Vec<Planned>,
+}
+
+fn stem(name: &str) -> String {
+    Path::new(name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string())
+}
+
+impl RunPlan {
+    /// Resolve and validate everything the options name. Every error here is exit 2 and
+    /// happens before any file or process exists.
+    pub fn resolve(opts: &RunOptions) -> Result<RunPlan, RunError> {
+        let cluster_path = resolve("cluster", "clusters", &opts.cluster)?;
+        let workload_path = resolve("workload", "workloads", &opts.workload)?;
+        let nemesis_path = resolve("nemesis", "nemesis", &opts.nemesis)?;
+        let mut cluster = ClusterSpec::load(&cluster_path)?;
+        let mut workload = WorkloadSpec::load(&workload_path)?;
+        let nemesis = NemesisSpec::load(&nemesis_path)?;
+        if let Some(n) = opts.nodes {
+            if !(1..=9).contains(&n) {
+                return Err(RunError::Invalid(format!(
+                    "--nodes must be 1 to 9, got {n}"
+                )));
+            }
+            cluster.nodes = n;
+        }
+        if let Some(t) = opts.time_limit {
+            workload.duration_secs = t;
+        }
+        if let Some(c) = opts.concurrency {
+            workload.concurrency = c;
+        }
+        if let Some(r) = opts.rate {
+            workload.rate = r;
+        }
+        workload.validate(Path::new("(command-line overrides)"))?;
+        let binary = find_binary(&cluster.binary)?;
+
+        let (detected, why) = Network::detect();
+        let (mode, net_reason) = match opts.net {
+            NetChoice::Auto => (detected, why),
+            NetChoice::Loopback => (
+                NetMode::Loopback,
+                "loopback requested with --net".to_string(),
+            ),
+            NetChoice::Netns if detected == NetMode::Netns => (NetMode::Netns, why),
+            NetChoice::Netns => {
+                return Err(RunError::Invalid(format!(
+                    "--net netns is not possible here: {why}"
+                )))
+            }
+        };
+        if let Some(subnet) = &opts.subnet {
+            if mode != NetMode::Netns {
+                return Err(RunError::Invalid(format!(
+                    "--subnet {subnet}: subnets are for netns mode, and this run is in \
+                     loopback mode ({net_reason})"
+                )));
+            }
+            parse_subnet24(subnet).map_err(|e| RunError::Invalid(format!("--subnet: {e}")))?;
+        }
+        let partitions_ok = mode == NetMode::Netns;
+        if !partitions_ok && nemesis.names_partition() {
+            return Err(RunError::Invalid(format!(
+                "{}: this nemesis needs network partitions, which need netns mode; this run is \
+                 in loopback mode ({net_reason}). Run as root with ip and iptables installed, \
+                 or pick a nemesis without partitions (kill, pause, all).",
+                nemesis_path.display()
+            )));
+        }
+        let membership_why = cluster.membership_unsupported();
+        if let (Some(why), true) = (&membership_why, nemesis.names(FaultKind::Member)) {
+            return Err(RunError::Invalid(format!(
+                "{}: this nemesis changes membership, which {} cannot do: {why}",
+                nemesis_path.display(),
+                cluster_path.display()
+            )));
+        }
+        let kinds = nemesis.kinds(partitions_ok, membership_why.is_none());
+        let wants_all = nemesis.faults.iter().any(|f| f == "all");
+        let mut unsupported = BTreeMap::new();
+        if !partitions_ok && wants_all {
+            unsupported.insert(
+                "partition".to_string(),
+                format!("skipped: loopback mode ({net_reason})"),
+            );
+        }
+        if let (Some(why), true) = (&membership_why, wants_all) {
+            unsupported.insert("member".to_string(), format!("skipped: {why}"));
+        }
+        let schedule = schedule(
+            &nemesis,
+            &kinds,
+            opts.seed,
+            workload.duration_secs,
+            cluster.nodes,
+        );
+        let asked = Asked {
+            planned: schedule
+                .iter()
+                .flat_map(|p| &p.actions)
+                .map(|a| a.kind())
+                .collect(),
+            kinds,
+            unsupported,
+            duration_secs: workload.duration_secs,
+            cycle_secs: nemesis.fault_secs + nemesis.interval_secs,
+            min_ok_ops: workload.min_ok_ops,
+        };
+        Ok(RunPlan {
+            names: [
+                stem(&opts.cluster),
+                stem(&opts.workload),
+                stem(&opts.nemesis),
+            ],
+            cluster,
+            workload,
+            nemesis,
+            binary,
+            mode,
+            net_reason,
+            asked,
+            schedule,
+        })
+    }
+}

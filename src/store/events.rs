@@ -1,0 +1,105 @@
+//! nemesis.jsonl and leaders.jsonl: what the nemesis did and what the monitor saw, one typed
+//! record per line. Phases and outcomes are enums, so a rule that counts "installed starts"
+//! cannot be broken by a typo in a string.
+
+use crate::client::Role;
+use crate::spec::nemesis::FaultKind;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One line of nemesis.jsonl.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NemesisEvent {
+    /// Line number.
+    pub index: u64,
+    /// ns since the run started.
+    pub time: u64,
+    /// Whether this line starts (injects) or stops (heals) the fault.
+    pub event: Phase,
+    /// The fault kind.
+    pub fault: FaultKind,
+    /// e.g. "kill leader", "partition halves".
+    pub label: String,
+    /// Nodes hit.
+    pub nodes: Vec<String>,
+    /// For partitions: who drops whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grudge: Option<BTreeMap<String, Vec<String>>>,
+    /// What became of it.
+    pub outcome: FaultOutcome,
+    /// Why skipped or failed, or how the target was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Which end of a fault a nemesis.jsonl line records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The fault was injected (or tried).
+    Start,
+    /// The fault was healed (or its heal tried).
+    Stop,
+}
+
+/// How one nemesis step ended. Start lines are installed, skipped or failed; stop lines are
+/// healed or failed. Coverage rules count only `Installed` starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultOutcome {
+    /// The fault is in force.
+    Installed,
+    /// Not possible here (a 5-node shape on 3 nodes, no leader to target): nothing was done.
+    Skipped,
+    /// Tried and failed; the reason says how.
+    Failed,
+    /// The fault was lifted.
+    Healed,
+}
+
+impl Phase {
+    /// The word nemesis.jsonl and the report use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Start => "start",
+            Phase::Stop => "stop",
+        }
+    }
+}
+
+impl FaultOutcome {
+    /// The word nemesis.jsonl and the report use.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultOutcome::Installed => "installed",
+            FaultOutcome::Skipped => "skipped",
+            FaultOutcome::Failed => "failed",
+            FaultOutcome::Healed => "healed",
+        }
+    }
+}
+
+impl NemesisEvent {
+    /// A start line whose fault is in force.
+    pub fn installed(&self) -> bool {
+        self.event == Phase::Start && self.outcome == FaultOutcome::Installed
+    }
+}
+
+/// One line of leaders.jsonl.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Sample {
+    /// Line number.
+    pub index: u64,
+    /// ns since the run started.
+    pub time: u64,
+    /// The node asked.
+    pub node: String,
+    /// Its role.
+    pub role: Role,
+    /// Its term.
+    pub term: u64,
+    /// The leader it believes in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+}
