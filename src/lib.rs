@@ -1,15 +1,30 @@
 //! raftcheck: a Jepsen-style linearizability test harness for Raft servers.
 //!
-//! The map:
-//! - [`history`]: operation records; `history.jsonl` and Jepsen EDN in and out.
+//! The map, lowest layer first. Each module may import only the modules above it in this list
+//! (the dependency rule; `tests/layers.rs` reads the `use` lines and keeps it true):
+//! - [`history`]: operation records; `history.jsonl` and Jepsen EDN in and out. Imports nothing.
 //! - [`checker`]: the linearizability checker (models, search, partitioning, counterexamples).
-//! - [`cluster`]: cluster specs, where nodes run (netns or loopback), process supervision.
-//! - [`client`]: one adapter per protocol (raftkv, etcd, declarative http).
-//! - [`workload`]: workload specs, the seeded op generator, client workers, the history recorder.
-//! - [`nemesis`]: fault specs, grudges (partitions as data), the seeded fault schedule.
-//! - [`run`]: one run end to end: nodes, workers, nemesis, monitor, final phase, verdict.
+//!   Imports history.
+//! - [`client`]: one adapter per protocol (raftkv, etcd, declarative http), and the role a node
+//!   reports. Imports history; knows nothing of cluster specs.
+//! - [`spec`]: cluster, workload and nemesis specs as data, found by name and loaded with
+//!   errors that name the file and field. Imports checker (model names) and client (the http
+//!   adapter's schema).
+//! - [`cluster`]: where nodes run (netns or loopback), process supervision, cleanup.
+//! - [`nemesis`]: grudges (partitions as data) and the seeded fault schedule.
+//! - [`store`]: everything in a run directory: the JSONL sinks, typed nemesis events and
+//!   samples, results.json, the matrix's records, and the one reader of a finished run.
+//! - [`analysis`]: what the records mean: the verdict rules, latency, leader changes,
+//!   unavailability, Raft invariants, first violation. Pure functions of the store's records.
+//! - [`workload`]: the seeded op generator and the client workers.
+//! - [`report`]: the terminal summary, report.html, PNG plots, junit.xml, the results index;
+//!   reads only what the store and analysis give it.
+//! - [`run`]: one run: a validated plan, then its execution (nodes, workers, nemesis, monitor,
+//!   final phase), then judging what was recorded.
 //! - [`matrix`]: the bug-detection matrix (bug switches vs. controls, several seeds each).
-//! - [`report`]: results.json, the terminal summary, results directories.
+//!
+//! history, checker, store and analysis never import run, report or matrix, so the pure parts
+//! stay testable without a cluster.
 //!
 //! The binary (`src/main.rs`) only parses flags, calls into these modules and maps the verdict
 //! to an exit code: 0 valid, 1 invalid, 2 bad input, 3 unknown.

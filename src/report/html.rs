@@ -14,58 +14,17 @@
 //! The page stays small for big runs: plots are fixed-size images, long tables are cut with a
 //! note saying where the rest is, and the timeline shows only the counterexample's few ops.
 
-use super::index::href;
 use super::plots::{self, FaultInterval, LeaderLine, PlotData};
 use super::text::{describe, outcome_word, verdict_word};
-use super::{CheckReport, Conclusion};
+use super::{esc, href, io_err, CheckReport, Conclusion, ReportError};
 use crate::analysis::{self, op_counts};
 use crate::checker::{CheckResult, Counterexample, KeyResult, Verdict};
 use crate::history::{Op, Outcome};
-use crate::store::{self, NemesisEvent, OpCounts, Quantiles, Recorded, RunDir, Unavailability};
+use crate::store::{NemesisEvent, OpCounts, Quantiles, Recorded, RunDir, Unavailability};
 use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-
-/// Why a report could not be written. A report is written after the verdict is known, so the
-/// caller decides whether this changes the exit code; the message names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    /// Reading or writing a file.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// An input file of the run dir is missing or malformed.
-    #[error("{path}: {msg}")]
-    Input {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong.
-        msg: String,
-    },
-    /// The run dir could not be read back.
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    /// plotters could not draw or encode a PNG.
-    #[error("drawing {path}: {msg}")]
-    Plot {
-        /// The PNG.
-        path: PathBuf,
-        /// plotters' message.
-        msg: String,
-    },
-}
-
-pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
-    move |source| ReportError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 /// Rows a long table shows before it is cut ("… N more in FILE").
 const MAX_ROWS: usize = 120;
@@ -73,22 +32,6 @@ const MAX_ROWS: usize = 120;
 const MAX_COUNTEREXAMPLES: usize = 5;
 /// Ops drawn in one counterexample timeline (those nearest the unplaced op).
 const MAX_TIMELINE_OPS: usize = 40;
-
-/// Escape text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Read a finished run dir through the store. Leader changes come from results.json (the run
 /// derived them from leaders.jsonl); when it lists none, they are derived again from the

@@ -9,7 +9,7 @@
 //! (whose results.json may lack or add fields). Symlinks (`latest`) are not followed, so a run
 //! is listed once.
 
-use super::html::{esc, io_err, ReportError};
+use super::{esc, href, io_err, ReportError};
 use crate::store::matrix::RowSummary;
 use serde_json::Value;
 use std::fmt::Write;
@@ -51,20 +51,6 @@ pub struct IndexRow {
     pub ops: Option<u64>,
     /// The page to link: report.html if it exists, else results.json.
     pub link: String,
-}
-
-/// Percent-encode a relative path for an href: everything but unreserved characters and `/`.
-/// (A `:` in a first segment would otherwise read as a URL scheme.)
-pub fn href(rel: &str) -> String {
-    let mut out = String::with_capacity(rel.len());
-    for b in rel.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 fn subdirs(dir: &Path) -> Vec<PathBuf> {

@@ -8,8 +8,8 @@
 //! key carries (a crash, a broken Raft invariant). Test case names are stable across runs
 //! (`run`, `key k3`) so CI trend views line up.
 
-use super::html::{io_err, ReportError};
 use super::text::verdict_word;
+use super::{io_err, ReportError};
 use crate::checker::Verdict;
 use crate::store::RunResults;
 use std::fmt::Write;

@@ -1,7 +1,11 @@
-//! Results: `results.json`, the human summary printed on the terminal, and results dirs.
+//! What users read: the terminal summary ([`text`]), report.html ([`html`]) with its PNG plots
+//! ([`plots`]), junit.xml ([`junit`]), results/index.html ([`index`]), and `raftcheck check`'s
+//! results.json ([`CheckReport`]).
 //!
-//! Everything a run or a check tells the user goes through here, so the terminal, the JSON and
-//! (later) the HTML report say the same thing.
+//! Everything here renders data it is given: a run's records come from [`crate::store`] and
+//! their meaning from [`crate::analysis`], so the terminal, the JSON and the page say the same
+//! thing. Report imports history, checker, spec, store and analysis, never run, matrix, cluster
+//! or client. Within it, the pages share only what this file defines (escaping, links, errors).
 
 pub mod html;
 pub mod index;
@@ -9,13 +13,14 @@ pub mod junit;
 pub mod plots;
 pub mod text;
 
-pub use html::{render_check, render_run, ReportError};
+pub use html::{render_check, render_run};
 pub use index::write_index;
 pub use junit::write_junit;
 
 use crate::checker::{CheckResult, Verdict};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
 
 /// What a check concludes about a file (or a whole invocation), as results.json, the terminal and
 /// the exit code all say it: the checker's three verdicts plus `error` for input that could not
@@ -115,4 +120,74 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
 /// A UTC timestamp usable as a directory name, e.g. `20261123T183400Z`.
 pub fn timestamp() -> String {
     chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// Why a report could not be written. A report is written after the verdict is known, so the
+/// caller decides whether this changes the exit code; the message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Reading or writing a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An input file of the run dir is missing or malformed.
+    #[error("{path}: {msg}")]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        msg: String,
+    },
+    /// The run dir could not be read back.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// plotters could not draw or encode a PNG.
+    #[error("drawing {path}: {msg}")]
+    Plot {
+        /// The PNG.
+        path: PathBuf,
+        /// plotters' message.
+        msg: String,
+    },
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Escape text for HTML element content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encode a relative path for an href: everything but unreserved characters and `/`.
+/// (A `:` in a first segment would otherwise read as a URL scheme.)
+pub fn href(rel: &str) -> String {
+    let mut out = String::with_capacity(rel.len());
+    for b in rel.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }

@@ -12,7 +12,7 @@
 //! (assets/fonts/DejaVuSans.ttf, Bitstream Vera licence), so a plot reads the same on a CI
 //! machine with no fonts installed (DESIGN.md "Known traps").
 
-use super::html::ReportError;
+use super::ReportError;
 use crate::history::{Fun, Op, Outcome};
 use crate::spec::nemesis::FaultKind;
 use crate::store::{FaultOutcome, LeaderChange, NemesisEvent, Phase};
