@@ -19,9 +19,9 @@
 //! With quorum lost etcd answers after its own 7 s with 503 (code 14) or 500 (code 2): `info`,
 //! like every status but 400 (a malformed request, never executed), which is `fail`.
 
-use super::http::{
+use super::transport::{
     base_url, bounded, cas_pair, exchange, key_of, new_client, parse_host_port, send_failed,
-    snippet, Answer, SendError, Tracker, DEFAULT_KEY,
+    snippet, status_within, Answer, StatusError, Tracker, DEFAULT_KEY,
 };
 use super::{Adapter, ClientError, Completion, Endpoint, NodeStatus, Request, Role};
 use crate::history::{Fun, Value, MISMATCH};
@@ -369,26 +369,29 @@ impl EtcdAdapter {
         self.members.lock().ok().and_then(|m| m.get(&id).copied())
     }
 
-    async fn status_inner(&self, node: usize) -> Result<NodeStatus, String> {
-        let ep = self.endpoints.get(node).ok_or(format!("no node {node}"))?;
+    async fn status_inner(&self, node: usize) -> Result<NodeStatus, StatusError> {
+        let ep = self
+            .endpoints
+            .get(node)
+            .ok_or_else(|| StatusError::Unsupported(format!("no node {node}")))?;
         let rb = self
             .client
             .get(format!("{}/debug/vars", base_url(&ep.addr)));
-        let a = exchange(rb).await.map_err(|e| match e {
-            SendError::Refused(m) | SendError::Unknown(m) => m,
-        })?;
+        let a = exchange(rb).await?;
         if a.status != 200 {
-            return Err(format!(
+            return Err(StatusError::Unreadable(format!(
                 "/debug/vars answered {}: {}",
                 a.status,
                 snippet(&a.body)
-            ));
+            )));
         }
-        let rs = decode_debug_vars(&a.body)?;
+        let rs = decode_debug_vars(&a.body).map_err(StatusError::Unreadable)?;
         let leader = if rs.lead == 0 {
             None
         } else {
-            self.member_index(node, rs.lead).await?
+            self.member_index(node, rs.lead)
+                .await
+                .map_err(StatusError::Unreadable)?
         };
         Ok(NodeStatus {
             role: rs.role,
@@ -444,10 +447,8 @@ impl Adapter for EtcdAdapter {
         bounded(timeout, &track, self.run(node, req, &track)).await
     }
 
-    async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, String> {
-        tokio::time::timeout(timeout, self.status_inner(node))
-            .await
-            .map_err(|_| "timeout".to_string())?
+    async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, StatusError> {
+        status_within(timeout, self.status_inner(node)).await
     }
 }
 

@@ -9,6 +9,9 @@
 pub mod etcd;
 pub mod http;
 pub mod raftkv;
+pub(crate) mod transport;
+
+pub use transport::StatusError;
 
 use crate::history::{Fun, Value};
 use async_trait::async_trait;
@@ -105,7 +108,7 @@ pub trait Adapter: Send + Sync {
     async fn invoke(&self, node: usize, req: &Request, timeout: Duration) -> Completion;
 
     /// Ask node `node` for its role, term and leader.
-    async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, String>;
+    async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, StatusError>;
 
     /// True if only the leader ever acknowledges a write (no follower forwarding), so that a
     /// change in which node acknowledges writes is a leader change the monitor should sample.
@@ -113,13 +116,31 @@ pub trait Adapter: Send + Sync {
         false
     }
 
-    /// Remove server `id` from the configuration, asking node `via` (and the leader it names).
-    /// `Ok` only once the server says the change committed, or that `id` is not a member;
-    /// an error leaves the outcome open, so the membership nemesis must not wipe the node.
-    async fn remove_member(&self, via: usize, id: u64, timeout: Duration) -> Result<(), String> {
-        let _ = (via, id, timeout);
-        Err("this adapter cannot change membership".into())
+    /// The membership capability, for adapters whose server can add and remove members.
+    fn membership(&self) -> Option<&dyn Membership> {
+        None
     }
+}
+
+/// A membership change that did not certainly happen: refused, lost, or not confirmed in time.
+/// The change may or may not have taken effect, so the membership nemesis must not wipe the
+/// node on this.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MembershipError(pub String);
+
+/// Adding and removing members: a capability of its own, so that an adapter without it has
+/// nothing to implement and the harness knows up front (from [`AdapterKind::membership`]).
+#[async_trait]
+pub trait Membership: Send + Sync {
+    /// Remove server `id` from the configuration, asking node `via` (and the leader it names).
+    /// `Ok` only once the server says the change committed, or that `id` is not a member.
+    async fn remove_member(
+        &self,
+        via: usize,
+        id: u64,
+        timeout: Duration,
+    ) -> Result<(), MembershipError>;
 
     /// Add server `id` at `addr`, asking node `via` (and the leader it names). `Ok` once the
     /// change committed, or if `id` already is a member at `addr`.
@@ -129,17 +150,69 @@ pub trait Adapter: Send + Sync {
         id: u64,
         addr: SocketAddr,
         timeout: Duration,
-    ) -> Result<(), String> {
-        let _ = (via, id, addr, timeout);
-        Err("this adapter cannot change membership".into())
-    }
+    ) -> Result<(), MembershipError>;
 }
 
-/// Whether the adapter named `client` implements [`Adapter::remove_member`] and
-/// [`Adapter::add_member`]; known before any node starts, so a nemesis that needs them is
-/// refused (or left out of "all") up front.
-pub fn supports_membership(client: &str) -> bool {
-    client == "raftkv"
+/// An adapter the harness knows, under the name cluster specs give it (`client = "..."`): the
+/// one list of adapters, read by spec validation, by the membership check and by [`make`].
+pub struct AdapterKind {
+    /// The name in cluster specs.
+    pub name: &'static str,
+    /// Whether it implements [`Membership`] (checked before any node starts, so a nemesis
+    /// that needs it is refused, or left out of "all", up front).
+    pub membership: bool,
+    /// Build it for a cluster; `http` is the spec's `[http]` section, if any.
+    build: Build,
+}
+
+/// How an [`AdapterKind`] is built: from the spec's `[http]` section (if any) and the nodes.
+type Build = fn(Option<&toml::Value>, Vec<Endpoint>) -> Result<Arc<dyn Adapter>, ClientError>;
+
+/// Every adapter, by name.
+pub const ADAPTERS: &[AdapterKind] = &[
+    AdapterKind {
+        name: "raftkv",
+        membership: true,
+        build: |_, eps| Ok(Arc::new(raftkv::RaftkvAdapter::new(eps)?)),
+    },
+    AdapterKind {
+        name: "etcd",
+        membership: false,
+        build: |_, eps| Ok(Arc::new(etcd::EtcdAdapter::new(eps)?)),
+    },
+    AdapterKind {
+        name: "http",
+        membership: false,
+        build: |section, eps| {
+            let section = section.ok_or_else(|| {
+                ClientError(
+                    "client = \"http\" needs an [http] section describing the requests \
+                     (see docs/http-adapter.md)"
+                        .into(),
+                )
+            })?;
+            Ok(Arc::new(http::HttpAdapter::new(section, eps)?))
+        },
+    },
+    AdapterKind {
+        name: "null",
+        membership: false,
+        build: |_, _| Ok(Arc::new(NullAdapter)),
+    },
+];
+
+/// The adapter named `name`, if the harness has one.
+pub fn adapter_kind(name: &str) -> Option<&'static AdapterKind> {
+    ADAPTERS.iter().find(|k| k.name == name)
+}
+
+/// The names of every adapter, for messages ("raftkv, etcd, http or null").
+pub fn adapter_names() -> String {
+    let names: Vec<&str> = ADAPTERS.iter().map(|k| k.name).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
 }
 
 /// A null adapter: every op succeeds at once without a server. It exists to measure the
@@ -159,7 +232,7 @@ impl Adapter for NullAdapter {
         }
     }
 
-    async fn status(&self, node: usize, _timeout: Duration) -> Result<NodeStatus, String> {
+    async fn status(&self, node: usize, _timeout: Duration) -> Result<NodeStatus, StatusError> {
         Ok(NodeStatus {
             role: if node == 0 {
                 Role::Leader
@@ -172,9 +245,9 @@ impl Adapter for NullAdapter {
     }
 }
 
-/// Build the adapter a cluster spec names (`client`): `raftkv`, `etcd`, `http` (declarative,
-/// configured by the spec's `[http]` section) or `null` (no server; for benchmarking the
-/// harness). Errors here are configuration errors, reported before any node starts.
+/// Build the adapter named `client` (see [`ADAPTERS`]) for `endpoints`; `http` is the cluster
+/// spec's `[http]` section, read only by the `http` adapter. Errors here are configuration
+/// errors, reported before any node starts.
 pub fn make(
     client: &str,
     http: Option<&toml::Value>,
@@ -185,26 +258,13 @@ pub fn make(
             "an [http] section is only read with client = \"http\" (this spec has client = {client:?})"
         )));
     }
-    Ok(match client {
-        "raftkv" => Arc::new(raftkv::RaftkvAdapter::new(endpoints)?),
-        "etcd" => Arc::new(etcd::EtcdAdapter::new(endpoints)?),
-        "http" => {
-            let section = http.ok_or_else(|| {
-                ClientError(
-                    "client = \"http\" needs an [http] section describing the requests \
-                     (see docs/http-adapter.md)"
-                        .into(),
-                )
-            })?;
-            Arc::new(http::HttpAdapter::new(section, endpoints)?)
-        }
-        "null" => Arc::new(NullAdapter),
-        other => {
-            return Err(ClientError(format!(
-                "unknown client adapter {other:?} (expected raftkv, etcd, http or null)"
-            )))
-        }
-    })
+    let kind = adapter_kind(client).ok_or_else(|| {
+        ClientError(format!(
+            "unknown client adapter {client:?} (expected {})",
+            adapter_names()
+        ))
+    })?;
+    (kind.build)(http, endpoints)
 }
 
 /// Endpoints n1..n3 on 127.0.0.1 at `base`, `base + step`, ... for adapter unit tests.

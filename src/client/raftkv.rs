@@ -12,11 +12,15 @@
 //! A 421 is followed once, to the node it names, so that a worker pinned to a follower still
 //! gets its op served (by the leader) and the history records who served it.
 
-use super::http::{
+use super::transport::{
     base_url, bounded, cas_pair, encode_segment, endpoint_by_addr, endpoint_by_id, exchange,
-    key_of, new_client, send_failed, snippet, Answer, SendError, Tracker, DEFAULT_KEY,
+    follow_one_redirect, key_of, new_client, send_failed, snippet, status_within, Answer,
+    SendError, StatusError, Step, Tracker, DEFAULT_KEY,
 };
-use super::{Adapter, ClientError, Completion, Endpoint, NodeStatus, Request, Role};
+use super::{
+    Adapter, ClientError, Completion, Endpoint, Membership, MembershipError, NodeStatus, Request,
+    Role,
+};
 use crate::history::{Fun, Value, MISMATCH};
 use async_trait::async_trait;
 use serde_json::json;
@@ -26,14 +30,6 @@ use std::time::Duration;
 pub struct RaftkvAdapter {
     client: reqwest::Client,
     endpoints: Vec<Endpoint>,
-}
-
-/// What one answer means.
-#[derive(Clone, Debug, PartialEq)]
-enum Step {
-    Done(Completion),
-    /// 421: the leader is this node, if the answer named one we know.
-    Redirect(Option<usize>),
 }
 
 impl RaftkvAdapter {
@@ -91,7 +87,7 @@ impl RaftkvAdapter {
         body: Value,
         already: &str,
         timeout: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), MembershipError> {
         let attempt = async {
             let mut node = via;
             for _ in 0..2 {
@@ -110,29 +106,14 @@ impl RaftkvAdapter {
             }
             Err("not the leader (after one redirect)".to_string())
         };
-        tokio::time::timeout(timeout, attempt)
-            .await
-            .map_err(|_| format!("no answer within {timeout:?}"))?
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(done) => done.map_err(MembershipError),
+            Err(_) => Err(MembershipError(format!("no answer within {timeout:?}"))),
+        }
     }
 
     async fn run(&self, node: usize, req: &Request, track: &Tracker) -> Completion {
-        match self.once(node, req).await {
-            Step::Done(c) => c,
-            Step::Redirect(Some(leader)) if leader != node => {
-                track.set_node(leader);
-                match self.once(leader, req).await {
-                    Step::Done(c) => c,
-                    Step::Redirect(_) => Completion::Fail {
-                        error: "not the leader (after one redirect)".into(),
-                        node: leader,
-                    },
-                }
-            }
-            Step::Redirect(_) => Completion::Fail {
-                error: "not the leader; leader unknown".into(),
-                node,
-            },
-        }
+        follow_one_redirect(node, track, |n| self.once(n, req)).await
     }
 }
 
@@ -236,23 +217,21 @@ impl Adapter for RaftkvAdapter {
         bounded(timeout, &track, self.run(node, req, &track)).await
     }
 
-    async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, String> {
-        let ep = self.endpoints.get(node).ok_or(format!("no node {node}"))?;
+    async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, StatusError> {
+        let ep = self
+            .endpoints
+            .get(node)
+            .ok_or_else(|| StatusError::Unsupported(format!("no node {node}")))?;
         let rb = self.client.get(format!("{}/status", base_url(&ep.addr)));
-        let a = tokio::time::timeout(timeout, exchange(rb))
-            .await
-            .map_err(|_| "timeout".to_string())?
-            .map_err(|e| match e {
-                SendError::Refused(m) | SendError::Unknown(m) => m,
-            })?;
+        let a = status_within(timeout, async { Ok(exchange(rb).await?) }).await?;
         if a.status != 200 {
-            return Err(format!(
+            return Err(StatusError::Unreadable(format!(
                 "status answered {}: {}",
                 a.status,
                 snippet(&a.body)
-            ));
+            )));
         }
-        read_status(&a.body, &self.endpoints)
+        read_status(&a.body, &self.endpoints).map_err(StatusError::Unreadable)
     }
 
     fn writes_acknowledged_by_leader(&self) -> bool {
@@ -260,7 +239,19 @@ impl Adapter for RaftkvAdapter {
         true
     }
 
-    async fn remove_member(&self, via: usize, id: u64, timeout: Duration) -> Result<(), String> {
+    fn membership(&self) -> Option<&dyn Membership> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Membership for RaftkvAdapter {
+    async fn remove_member(
+        &self,
+        via: usize,
+        id: u64,
+        timeout: Duration,
+    ) -> Result<(), MembershipError> {
         // "is not a member" counts as removed only because raftkv checks, before membership,
         // that no change is uncommitted (503 "already in progress") and that the leader has
         // committed an entry of its term (503): a leader that says it, has the removal committed.
@@ -280,7 +271,7 @@ impl Adapter for RaftkvAdapter {
         id: u64,
         addr: std::net::SocketAddr,
         timeout: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), MembershipError> {
         // raftkv serves peers on its client port, so the client address is the peer address.
         self.admin(
             via,

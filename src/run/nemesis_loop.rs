@@ -1,6 +1,7 @@
 //! The nemesis at work: walks the seeded schedule, injects each fault, heals it, and logs both
 //! with the nodes involved and an outcome (installed / skipped / failed) to nemesis.jsonl.
 
+use crate::client::MembershipError;
 use crate::cluster::supervisor::Cluster;
 use crate::nemesis::{grudge, resolve_target, Action, Planned};
 use crate::spec::nemesis::{FaultKind, Target};
@@ -262,9 +263,13 @@ impl Nemesis {
     async fn remove_member(&self, node: usize, mut reason: Option<String>, label: &str) -> Active {
         let id = self.cluster.endpoints[node].id;
         let removal = self
-            .persist(false, || {
-                self.adapter
-                    .remove_member(self.via(node), id, MEMBER_REQUEST)
+            .persist(false, || async move {
+                match self.adapter.membership() {
+                    Some(m) => m.remove_member(self.via(node), id, MEMBER_REQUEST).await,
+                    None => Err(MembershipError(
+                        "this adapter cannot change membership".into(),
+                    )),
+                }
             })
             .await;
         let wipe = match removal {
@@ -317,9 +322,16 @@ impl Nemesis {
         }
         let ep = &self.cluster.endpoints[node];
         // A heal: keeps trying after the run's stop flag is set.
-        self.persist(true, || {
-            self.adapter
-                .add_member(self.via(node), ep.id, ep.addr, MEMBER_REQUEST)
+        self.persist(true, || async move {
+            match self.adapter.membership() {
+                Some(m) => {
+                    m.add_member(self.via(node), ep.id, ep.addr, MEMBER_REQUEST)
+                        .await
+                }
+                None => Err(MembershipError(
+                    "this adapter cannot change membership".into(),
+                )),
+            }
         })
         .await
         .map_err(|e| format!("{} was not added back: {e}", ep.name))
@@ -331,7 +343,7 @@ impl Nemesis {
     async fn persist<F, Fut>(&self, through_stop: bool, mut call: F) -> Result<(), String>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<(), String>>,
+        Fut: std::future::Future<Output = Result<(), MembershipError>>,
     {
         let deadline = Instant::now() + MEMBER_PATIENCE;
         let mut last = String::from("not tried: the run was stopping");

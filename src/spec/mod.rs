@@ -245,12 +245,13 @@ impl ClusterSpec {
             }
             (None, _) => {}
         }
-        if !matches!(spec.client.as_str(), "raftkv" | "etcd" | "http" | "null") {
+        if crate::client::adapter_kind(&spec.client).is_none() {
             return Err(bad(
                 "client",
                 format!(
-                    "unknown adapter {:?}; expected raftkv, etcd or http",
-                    spec.client
+                    "unknown adapter {:?}; expected {}",
+                    spec.client,
+                    crate::client::adapter_names()
                 ),
             ));
         }
@@ -260,7 +261,7 @@ impl ClusterSpec {
     /// Why the membership nemesis cannot run on this cluster, or `None` if it can: the
     /// adapter must be able to add and remove members, and a wiped node must know to rejoin.
     pub fn membership_unsupported(&self) -> Option<String> {
-        if !crate::client::supports_membership(&self.client) {
+        if !crate::client::adapter_kind(&self.client).is_some_and(|k| k.membership) {
             return Some(format!(
                 "the {:?} adapter cannot add or remove members",
                 self.client
