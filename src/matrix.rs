@@ -11,6 +11,7 @@ use crate::checker::Verdict;
 use crate::run::{self, RunOptions};
 use crate::spec::{load_toml, SpecError};
 use crate::store::matrix::{RowSummary, RunRecord};
+use crate::store::Conclusion;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -277,7 +278,7 @@ pub fn run_matrix(
                         commit: commit.clone(),
                         date: chrono::Utc::now().to_rfc3339(),
                         verdict: Some(out.verdict),
-                        exit_code: out.results.exit_code,
+                        exit_code: i32::from(Conclusion::from(out.verdict).exit_code()),
                         first_violation_secs: fv
                             .as_ref()
                             .map(|(t, _)| *t)
@@ -366,7 +367,7 @@ mod tests {
             commit: "x".into(),
             date: String::new(),
             verdict: v,
-            exit_code: v.map_or(2, Verdict::exit_code),
+            exit_code: i32::from(v.map_or(Conclusion::Error, Conclusion::from).exit_code()),
             first_violation_secs: t,
             duration_secs: 10.0,
             finding: t.map(|_| "stale read".into()),

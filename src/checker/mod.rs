@@ -40,15 +40,6 @@ impl Verdict {
         self.max(other)
     }
 
-    /// The process exit code for this verdict (DESIGN.md).
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Verdict::Valid => 0,
-            Verdict::Invalid => 1,
-            Verdict::Unknown => 3,
-        }
-    }
-
     /// Lower-case name.
     pub fn name(self) -> &'static str {
         match self {

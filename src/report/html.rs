@@ -927,7 +927,12 @@ fn run_page(dir: &Path, inputs: &Recorded, data: &PlotData, unavail: &Unavailabi
         esc(&r.run_id)
     );
     s.push_str("<section id=\"verdict\"><h2>Verdict</h2>");
-    let _ = write!(s, "<p>{} — exit code {}. ", badge(r.verdict), r.exit_code);
+    let _ = write!(
+        s,
+        "<p>{} — exit code {}. ",
+        badge(r.verdict),
+        Conclusion::from(r.verdict).exit_code()
+    );
     match r.verdict {
         Verdict::Valid => s.push_str("The history is linearizable and the run exercised what it was asked to.</p>"),
         Verdict::Invalid => s.push_str("A violation was found: see the reasons below and the <a href=\"#counterexample\">counterexample</a>.</p>"),

@@ -493,7 +493,7 @@ mod tests {
             commit: "x".into(),
             date: String::new(),
             verdict: Some(v),
-            exit_code: v.exit_code(),
+            exit_code: i32::from(crate::store::Conclusion::from(v).exit_code()),
             first_violation_secs: finding.map(|_| 2.5),
             duration_secs: 10.0,
             finding: finding.map(str::to_string),

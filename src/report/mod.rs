@@ -7,6 +7,7 @@
 //! thing. Report imports history, checker, spec, store and analysis, never run, matrix, cluster
 //! or client. Within it, the pages share only what this file defines (escaping, links, errors).
 
+pub mod figures;
 pub mod html;
 pub mod index;
 pub mod junit;
@@ -17,68 +18,11 @@ pub use html::{render_check, render_run};
 pub use index::write_index;
 pub use junit::write_junit;
 
-use crate::checker::{CheckResult, Verdict};
+use crate::checker::CheckResult;
+pub use crate::store::Conclusion;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-
-/// What a check concludes about a file (or a whole invocation), as results.json, the terminal and
-/// the exit code all say it: the checker's three verdicts plus `error` for input that could not
-/// be read or is malformed. Kept apart from [`Verdict`] because the checker itself never says
-/// `error`; kept in results.json so that a machine reading the JSON never sees `valid` where the
-/// exit code says the input was bad.
-///
-/// Ordered by severity for [`Conclusion::merge`]: error over invalid over unknown over valid (a
-/// user must fix the input before any verdict means anything).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Conclusion {
-    /// Linearizable.
-    Valid,
-    /// Not decided: a limit, or nothing to judge (an empty history).
-    Unknown,
-    /// A violation was found.
-    Invalid,
-    /// The input could not be read or contradicts itself; no verdict.
-    Error,
-}
-
-impl Conclusion {
-    /// The worse of two conclusions.
-    pub fn merge(self, other: Conclusion) -> Conclusion {
-        self.max(other)
-    }
-
-    /// The process exit code (DESIGN.md): 0, 3, 1, 2.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Conclusion::Valid => 0,
-            Conclusion::Invalid => 1,
-            Conclusion::Error => 2,
-            Conclusion::Unknown => 3,
-        }
-    }
-
-    /// Upper-case word for the terminal and the report.
-    pub fn word(self) -> &'static str {
-        match self {
-            Conclusion::Valid => "VALID",
-            Conclusion::Invalid => "INVALID",
-            Conclusion::Unknown => "UNKNOWN",
-            Conclusion::Error => "ERROR",
-        }
-    }
-}
-
-impl From<Verdict> for Conclusion {
-    fn from(v: Verdict) -> Conclusion {
-        match v {
-            Verdict::Valid => Conclusion::Valid,
-            Verdict::Invalid => Conclusion::Invalid,
-            Verdict::Unknown => Conclusion::Unknown,
-        }
-    }
-}
 
 /// The checker's answer for one history file, as written to results.json by `raftcheck check`.
 #[derive(Clone, Debug, Serialize, Deserialize)]

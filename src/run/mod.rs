@@ -207,7 +207,6 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
     let results = RunResults {
         verdict,
         reasons,
-        exit_code: i32::from(report::Conclusion::from(verdict).exit_code()),
         run_id: done.run_id,
         cluster: plan.names[0].clone(),
         workload: plan.names[1].clone(),

@@ -24,8 +24,8 @@ pub mod sink;
 
 pub use events::{FaultOutcome, NemesisEvent, Phase, Sample};
 pub use results::{
-    Exercised, FaultCounts, LeaderChange, OpCounts, Quantiles, RunResults, Unavailability,
-    UnavailableWindow, Violation,
+    Conclusion, Exercised, FaultCounts, LeaderChange, OpCounts, Quantiles, RunResults,
+    Unavailability, UnavailableWindow, Violation,
 };
 pub use sink::JsonlSink;
 

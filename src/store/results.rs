@@ -75,8 +75,6 @@ pub struct RunResults {
     /// Why, when not simply the checker's valid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
-    /// Process exit code.
-    pub exit_code: i32,
     /// Short run id (every resource the run created carries it).
     pub run_id: String,
     /// Cluster spec name.
@@ -175,4 +173,62 @@ pub struct Violation {
     pub first: Sample,
     /// The later sample.
     pub second: Sample,
+}
+
+/// What a check or a run concludes, as results.json, the terminal and the exit code all say it,
+/// and the one place a verdict becomes an exit code: the checker's three verdicts plus `error` for input that could not
+/// be read or is malformed. Kept apart from [`Verdict`] because the checker itself never says
+/// `error`; kept in results.json so that a machine reading the JSON never sees `valid` where the
+/// exit code says the input was bad.
+///
+/// Ordered by severity for [`Conclusion::merge`]: error over invalid over unknown over valid (a
+/// user must fix the input before any verdict means anything).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Conclusion {
+    /// Linearizable.
+    Valid,
+    /// Not decided: a limit, or nothing to judge (an empty history).
+    Unknown,
+    /// A violation was found.
+    Invalid,
+    /// The input could not be read or contradicts itself; no verdict.
+    Error,
+}
+
+impl Conclusion {
+    /// The worse of two conclusions.
+    pub fn merge(self, other: Conclusion) -> Conclusion {
+        self.max(other)
+    }
+
+    /// The process exit code (DESIGN.md): 0, 3, 1, 2.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Conclusion::Valid => 0,
+            Conclusion::Invalid => 1,
+            Conclusion::Error => 2,
+            Conclusion::Unknown => 3,
+        }
+    }
+
+    /// Upper-case word for the terminal and the report.
+    pub fn word(self) -> &'static str {
+        match self {
+            Conclusion::Valid => "VALID",
+            Conclusion::Invalid => "INVALID",
+            Conclusion::Unknown => "UNKNOWN",
+            Conclusion::Error => "ERROR",
+        }
+    }
+}
+
+impl From<Verdict> for Conclusion {
+    fn from(v: Verdict) -> Conclusion {
+        match v {
+            Verdict::Valid => Conclusion::Valid,
+            Verdict::Invalid => Conclusion::Invalid,
+            Verdict::Unknown => Conclusion::Unknown,
+        }
+    }
 }
