@@ -131,7 +131,7 @@ pub fn unavailability(ops: &[Op], changes: &[LeaderChange]) -> Unavailability {
 
 /// The earliest evidence in a run: the unplaced op of each counterexample, or the later sample
 /// of an invariant violation.
-pub fn first_violation(r: &RunResults) -> Option<(f64, String)> {
+pub(crate) fn first_violation(r: &RunResults) -> Option<(f64, String)> {
     let mut found: Vec<(u64, String)> = Vec::new();
     for k in &r.check.keys {
         if let Some(c) = &k.counterexample {

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 /// When the harness wiped each node's data dir (ns since the run started): the time of every
 /// membership fault's "start" line that installed (the line is written after the wipe).
-pub fn wipes(events: &[NemesisEvent]) -> HashMap<String, Vec<u64>> {
+pub(crate) fn wipes(events: &[NemesisEvent]) -> HashMap<String, Vec<u64>> {
     let mut out: HashMap<String, Vec<u64>> = HashMap::new();
     for e in events
         .iter()

@@ -16,7 +16,8 @@
 mod figures;
 pub mod invariants;
 
-pub use figures::{first_violation, latency, leader_changes, op_counts, unavailability};
+pub(crate) use figures::first_violation;
+pub use figures::{latency, leader_changes, op_counts, unavailability};
 
 use crate::checker::{CheckResult, Verdict};
 use crate::cluster::supervisor::Crash;
@@ -44,7 +45,7 @@ pub struct Asked {
 
 /// Everything [`judge`] looks at, borrowed from what the run recorded.
 #[derive(Clone, Copy, Debug)]
-pub struct Evidence<'a> {
+pub(crate) struct Evidence<'a> {
     /// The checker's answer on the history.
     pub check: &'a CheckResult,
     /// The history's ops.
@@ -65,7 +66,7 @@ pub struct Evidence<'a> {
 
 /// The run's verdict and every reason for it, in the order a reader needs them: the checker's
 /// limit, findings, what made it unknown, what it did not cover, notes, the interrupt.
-pub fn judge(e: &Evidence<'_>) -> (Verdict, Vec<String>) {
+pub(crate) fn judge(e: &Evidence<'_>) -> (Verdict, Vec<String>) {
     let mut verdict = e.check.verdict;
     let mut reasons = Vec::new();
     if let Some(r) = &e.check.reason {

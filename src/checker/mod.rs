@@ -157,7 +157,7 @@ pub struct CheckResult {
 }
 
 /// The reason an empty history is unknown rather than valid.
-pub const NO_OPERATIONS: &str = "the history has no operations: it tested nothing";
+pub(crate) const NO_OPERATIONS: &str = "the history has no operations: it tested nothing";
 
 /// Check a paired history. An empty one is [`Verdict::Unknown`] ([`NO_OPERATIONS`]).
 pub fn check(ops: &[Op], opts: &CheckOptions) -> Result<CheckResult, CheckError> {

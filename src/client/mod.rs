@@ -169,7 +169,7 @@ pub struct AdapterKind {
 type Build = fn(Option<&toml::Value>, Vec<Endpoint>) -> Result<Arc<dyn Adapter>, ClientError>;
 
 /// Every adapter, by name.
-pub const ADAPTERS: &[AdapterKind] = &[
+pub(crate) const ADAPTERS: &[AdapterKind] = &[
     AdapterKind {
         name: "raftkv",
         membership: true,
@@ -202,12 +202,12 @@ pub const ADAPTERS: &[AdapterKind] = &[
 ];
 
 /// The adapter named `name`, if the harness has one.
-pub fn adapter_kind(name: &str) -> Option<&'static AdapterKind> {
+pub(crate) fn adapter_kind(name: &str) -> Option<&'static AdapterKind> {
     ADAPTERS.iter().find(|k| k.name == name)
 }
 
 /// The names of every adapter, for messages ("raftkv, etcd, http or null").
-pub fn adapter_names() -> String {
+pub(crate) fn adapter_names() -> String {
     let names: Vec<&str> = ADAPTERS.iter().map(|k| k.name).collect();
     match names.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),

@@ -66,7 +66,7 @@ impl Host for LocalHost {
 
 /// A node in its own network namespace on the run's bridge (netns mode).
 #[derive(Clone, Debug)]
-pub struct NetnsHost {
+pub(crate) struct NetnsHost {
     /// The node's name (`n1`).
     name: String,
     /// The namespace, `<run_id>-n<k>`.

@@ -53,16 +53,16 @@ use std::time::{Duration, Instant};
 pub const RUN_ID_PREFIX: &str = "rc";
 
 /// Every iptables rule a run adds has the comment `raftcheck:<run_id>`.
-pub const RULE_COMMENT_PREFIX: &str = "raftcheck:";
+pub(crate) const RULE_COMMENT_PREFIX: &str = "raftcheck:";
 
 /// The pool automatic subnets come from: `10.231.X.0/24`.
-pub const SUBNET_POOL: &str = "10.231.0.0/16";
+pub(crate) const SUBNET_POOL: &str = "10.231.0.0/16";
 
 /// The first two octets of [`SUBNET_POOL`].
 const POOL: [u8; 2] = [10, 231];
 
 /// The most nodes a network holds (addresses `.11` to `.110`).
-pub const MAX_NODES: usize = 100;
+pub(crate) const MAX_NODES: usize = 100;
 
 /// Seconds iptables waits for the xtables lock: concurrent runs (and every namespace) share it.
 const IPTABLES_WAIT: &str = "10";
@@ -112,7 +112,7 @@ pub fn new_run_id() -> String {
 }
 
 /// Whether `s` is a valid run id: [`RUN_ID_PREFIX`] then 1 to 6 of `[a-z0-9]`.
-pub fn is_run_id(s: &str) -> bool {
+pub(crate) fn is_run_id(s: &str) -> bool {
     s.len() > RUN_ID_PREFIX.len()
         && s.len() <= 8
         && s.starts_with(RUN_ID_PREFIX)
@@ -139,7 +139,7 @@ pub fn rule_comment(run_id: &str) -> String {
 }
 
 /// Node `i`'s (0-based) namespace name.
-pub fn netns_name(run_id: &str, i: usize) -> String {
+pub(crate) fn netns_name(run_id: &str, i: usize) -> String {
     format!("{run_id}-n{}", i + 1)
 }
 
@@ -157,7 +157,7 @@ fn peer_name(run_id: &str, i: usize) -> String {
 }
 
 /// Node `i`'s (0-based) address in the /24 whose network address is `subnet`: `.(11 + i)`.
-pub fn node_ip(subnet: Ipv4Addr, i: usize) -> Ipv4Addr {
+pub(crate) fn node_ip(subnet: Ipv4Addr, i: usize) -> Ipv4Addr {
     let [a, b, c, _] = subnet.octets();
     Ipv4Addr::new(a, b, c, (11 + i) as u8)
 }

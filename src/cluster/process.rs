@@ -29,11 +29,11 @@ use std::time::{Duration, Instant};
 
 /// The environment variable every node gets, holding its run id: `raftcheck clean` finds the
 /// processes of an interrupted run by scanning `/proc/*/environ` for it.
-pub const RUN_ID_ENV: &str = "RAFTCHECK_RUN_ID";
+pub(crate) const RUN_ID_ENV: &str = "RAFTCHECK_RUN_ID";
 
 /// The environment variable every node gets, holding its node name (`n1`), so that `clean` can
 /// say which node a stray process was.
-pub const NODE_ENV: &str = "RAFTCHECK_NODE";
+pub(crate) const NODE_ENV: &str = "RAFTCHECK_NODE";
 
 /// How long [`NodeProcess::kill`] waits for the group leader to exit after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(5);

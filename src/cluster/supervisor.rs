@@ -284,12 +284,12 @@ impl Cluster {
     }
 
     /// How node i's current process ended, if it has.
-    pub fn exit_status(&self, i: usize) -> Option<std::process::ExitStatus> {
+    pub(crate) fn exit_status(&self, i: usize) -> Option<std::process::ExitStatus> {
         self.slot(i).proc.as_ref().and_then(|p| p.exited())
     }
 
     /// Whether node i is running (started and not exited).
-    pub fn is_up(&self, i: usize) -> bool {
+    pub(crate) fn is_up(&self, i: usize) -> bool {
         let s = self.slot(i);
         s.proc.as_ref().is_some_and(|p| p.exited().is_none())
     }
@@ -309,7 +309,7 @@ impl Cluster {
     }
 
     /// Resume every paused node and restart every dead one.
-    pub fn heal_processes(&self) -> Result<Vec<usize>, ClusterError> {
+    pub(crate) fn heal_processes(&self) -> Result<Vec<usize>, ClusterError> {
         for i in 0..self.len() {
             self.resume(i)?;
         }
@@ -318,7 +318,7 @@ impl Cluster {
     }
 
     /// Nodes that exited without being killed, each reported once per incarnation.
-    pub fn new_crashes(&self) -> Vec<Crash> {
+    pub(crate) fn new_crashes(&self) -> Vec<Crash> {
         let mut out = Vec::new();
         for i in 0..self.len() {
             let mut s = self.slot(i);
@@ -339,19 +339,19 @@ impl Cluster {
     }
 
     /// The last `lines` lines of node i's log.
-    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+    pub(crate) fn log_tail(&self, i: usize, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.logs[i]).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// Log file of node i.
-    pub fn log_path(&self, i: usize) -> &Path {
+    pub(crate) fn log_path(&self, i: usize) -> &Path {
         &self.logs[i]
     }
 
     /// Stop every node (SIGCONT, SIGTERM, then SIGKILL after `grace`).
-    pub fn stop_all(&self, grace: Duration) {
+    pub(crate) fn stop_all(&self, grace: Duration) {
         for i in 0..self.len() {
             let mut s = self.slot(i);
             s.expected_down = true;

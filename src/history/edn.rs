@@ -49,7 +49,7 @@ pub fn parse_history(text: &str, path: &Path) -> Result<(Vec<Event>, Source), Hi
 }
 
 /// Parse an EDN history; see the module documentation for how op maps become events.
-pub fn parse_history_with(
+pub(crate) fn parse_history_with(
     text: &str,
     path: &Path,
     opts: EdnOptions,

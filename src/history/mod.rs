@@ -71,7 +71,7 @@ impl Fun {
 }
 
 /// The error string that marks a failed cas as "the compare did not match" (an observation).
-pub const MISMATCH: &str = "mismatch";
+pub(crate) const MISMATCH: &str = "mismatch";
 
 /// One line of `history.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -523,7 +523,7 @@ fn validate_invoke(e: &Event) -> Result<(), String> {
 }
 
 /// A value short enough for one line: long lists show their length and last few elements.
-pub fn brief(v: &Value) -> String {
+pub(crate) fn brief(v: &Value) -> String {
     match v.as_array() {
         Some(items) if items.len() > 8 => {
             let tail: Vec<String> = items[items.len() - 4..]

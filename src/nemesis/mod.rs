@@ -165,7 +165,7 @@ pub fn schedule(
 }
 
 /// Resolve a kill/pause target to node indices.
-pub fn resolve_target(
+pub(crate) fn resolve_target(
     target: Target,
     n: usize,
     leader: Option<usize>,
@@ -245,7 +245,8 @@ fn split(a: &[usize], b: &[usize]) -> Grudge {
 }
 
 /// Can node `a` hear node `b` under grudge `g`?
-pub fn hears(g: &Grudge, a: usize, b: usize) -> bool {
+#[cfg(test)]
+pub(crate) fn hears(g: &Grudge, a: usize, b: usize) -> bool {
     !g.get(&a).is_some_and(|s| s.contains(&b))
 }
 

@@ -12,16 +12,16 @@ use std::collections::BTreeMap;
 /// At most this many latency points are drawn per plot. Past it, ok ops are thinned by a fixed
 /// stride (fail and info ops are always kept: they are the interesting ones), so a long run
 /// still draws in bounded time and the PNG stays small.
-pub const MAX_POINTS: usize = 60_000;
+pub(crate) const MAX_POINTS: usize = 60_000;
 
 /// The window drawn around each leader change, seconds relative to the change.
-pub const WINDOW: (f64, f64) = (-2.0, 4.0);
+pub(crate) const WINDOW: (f64, f64) = (-2.0, 4.0);
 
 /// Throughput bucket of the leader-change window, seconds.
-pub const WINDOW_BUCKET: f64 = 0.2;
+pub(crate) const WINDOW_BUCKET: f64 = 0.2;
 
 /// At most this many leader-change windows are drawn (the first ones); the HTML lists all.
-pub const MAX_WINDOWS: usize = 24;
+pub(crate) const MAX_WINDOWS: usize = 24;
 
 /// How an op ended, as plots show it: a mismatched cas is a fail (it changed nothing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -166,7 +166,7 @@ fn latency_ms(o: &Op) -> Option<f64> {
 
 /// Latency points of every op that completed, thinning ok ops past `max` by a fixed stride.
 /// Returns the points and how many there were before thinning.
-pub fn latency_points(ops: &[Op], max: usize) -> (Vec<LatencyPoint>, usize) {
+pub(crate) fn latency_points(ops: &[Op], max: usize) -> (Vec<LatencyPoint>, usize) {
     let all: Vec<LatencyPoint> = ops
         .iter()
         .filter_map(|o| {
@@ -201,7 +201,7 @@ pub fn latency_points(ops: &[Op], max: usize) -> (Vec<LatencyPoint>, usize) {
 }
 
 /// A round bucket width giving about 40–60 buckets over `end` seconds.
-pub fn bucket_width(end: f64) -> f64 {
+pub(crate) fn bucket_width(end: f64) -> f64 {
     const NICE: [f64; 12] = [
         0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 300.0,
     ];
@@ -211,7 +211,7 @@ pub fn bucket_width(end: f64) -> f64 {
 
 /// Throughput by f and outcome, in buckets of `bucket` seconds by completion time, up to `end`.
 /// Ops that never completed are not counted (they have no completion time).
-pub fn rate_series(ops: &[Op], end: f64, bucket: f64) -> Vec<RateSeries> {
+pub(crate) fn rate_series(ops: &[Op], end: f64, bucket: f64) -> Vec<RateSeries> {
     let n = ((end / bucket).ceil() as usize).clamp(1, 100_000);
     let mut counts: BTreeMap<(Fun, Class), Vec<u32>> = BTreeMap::new();
     for o in ops {
@@ -249,7 +249,10 @@ pub fn rate_series(ops: &[Op], end: f64, bucket: f64) -> Vec<RateSeries> {
 /// same fault kind and label (or, for a later step of an action such as a staggered kill's
 /// "(rest)", the stop of the action it belongs to); a start with no stop lasts until `end`. Starts that were skipped
 /// or failed are returned separately as "label: outcome" lines (nothing was in force).
-pub fn fault_intervals(events: &[NemesisEvent], end: f64) -> (Vec<FaultInterval>, Vec<String>) {
+pub(crate) fn fault_intervals(
+    events: &[NemesisEvent],
+    end: f64,
+) -> (Vec<FaultInterval>, Vec<String>) {
     let mut out: Vec<FaultInterval> = Vec::new();
     let mut not_installed = Vec::new();
     let mut open: Vec<usize> = Vec::new();
@@ -310,14 +313,14 @@ fn line(c: &LeaderChange) -> LeaderLine {
 
 /// Leader-change lines: the first entry of a run's leader changes is the leader found at start
 /// (see `run::monitor::leader_changes`), returned apart; every later entry is a change.
-pub fn leader_lines(changes: &[LeaderChange]) -> (Option<LeaderLine>, Vec<LeaderLine>) {
+pub(crate) fn leader_lines(changes: &[LeaderChange]) -> (Option<LeaderLine>, Vec<LeaderLine>) {
     let initial = changes.first().map(line);
     let rest = changes.iter().skip(1).map(line).collect();
     (initial, rest)
 }
 
 /// Latency points and ok throughput in [`WINDOW`] around each change (times relative to it).
-pub fn change_windows(ops: &[Op], changes: &[LeaderLine]) -> Vec<ChangeWindow> {
+pub(crate) fn change_windows(ops: &[Op], changes: &[LeaderLine]) -> Vec<ChangeWindow> {
     let (lo, hi) = WINDOW;
     let n = ((hi - lo) / WINDOW_BUCKET).round() as usize;
     let per_window = MAX_POINTS / changes.len().clamp(1, MAX_WINDOWS);

@@ -445,7 +445,7 @@ fn timeline_ops(c: &Counterexample) -> Vec<&Op> {
 /// return per op (dashed to the right edge for an op whose effect is unknown: it may take
 /// effect at any later point), the op that cannot be placed in red, the linearization order
 /// found as #n badges, faults shaded and leader changes as lines across the lanes.
-pub fn timeline_svg(
+pub(crate) fn timeline_svg(
     c: &Counterexample,
     faults: &[FaultInterval],
     leaders: &[LeaderLine],

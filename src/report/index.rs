@@ -164,7 +164,7 @@ fn row(root: &Path, dir: &Path) -> Option<IndexRow> {
 
 /// Every run (or check) dir with a results.json up to two levels under `root`, newest first.
 /// `root/matrix/` holds matrix summaries, not runs, and is skipped.
-pub fn scan(root: &Path) -> Vec<IndexRow> {
+pub(crate) fn scan(root: &Path) -> Vec<IndexRow> {
     let mut rows: Vec<IndexRow> = Vec::new();
     for group in subdirs(root) {
         if group.file_name().is_some_and(|n| n == MATRIX_DIR) {
@@ -184,7 +184,7 @@ pub fn scan(root: &Path) -> Vec<IndexRow> {
 
 /// One matrix summary: `ROOT/matrix/<timestamp>/` with a readable matrix.json.
 #[derive(Clone, Debug)]
-pub struct MatrixEntry {
+pub(crate) struct MatrixEntry {
     /// The summary dir relative to the root, with `/` separators.
     pub rel: String,
     /// When it was written, as `YYYY-MM-DD HH:MM:SS` (UTC), from the dir name.
@@ -224,7 +224,7 @@ fn matrix_entry(root: &Path, dir: &Path) -> Option<MatrixEntry> {
 
 /// Matrix summaries under `root/matrix/`, newest first: at most `1 + MAX_OLDER_MATRICES`, and
 /// only dirs whose matrix.json reads and parses. Timestamp dir names sort by time.
-pub fn scan_matrices(root: &Path) -> Vec<MatrixEntry> {
+pub(crate) fn scan_matrices(root: &Path) -> Vec<MatrixEntry> {
     let mut dirs = subdirs(&root.join(MATRIX_DIR));
     dirs.reverse();
     dirs.iter()

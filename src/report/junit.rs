@@ -17,7 +17,7 @@ use std::path::Path;
 
 /// Escape text for XML content and attributes, dropping characters XML 1.0 cannot carry
 /// (control characters other than tab, newline and carriage return).
-pub fn xml_esc(s: &str) -> String {
+pub(crate) fn xml_esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -134,7 +134,7 @@ fn cases(r: &RunResults) -> Vec<Case> {
 
 /// JUnit XML for one or more runs: one test suite per run, one test case per run (per key
 /// for invalid ones). `runs` pairs each run's dir (shown in the output) with its results.
-pub fn junit_xml(runs: &[(&Path, &RunResults)]) -> String {
+pub(crate) fn junit_xml(runs: &[(&Path, &RunResults)]) -> String {
     let all: Vec<(&Path, &RunResults, Vec<Case>)> =
         runs.iter().map(|(d, r)| (*d, *r, cases(r))).collect();
     let count = |pred: &dyn Fn(&Case) -> bool| -> usize {

@@ -33,7 +33,7 @@ fn ensure_font() -> Result<(), String> {
 }
 
 /// Colour of a function: the same in every plot and in the HTML legend.
-pub fn f_color(f: Fun) -> RGBColor {
+pub(crate) fn f_color(f: Fun) -> RGBColor {
     match f {
         Fun::Read => RGBColor(31, 119, 180),
         Fun::Write => RGBColor(44, 160, 44),
@@ -43,7 +43,7 @@ pub fn f_color(f: Fun) -> RGBColor {
 }
 
 /// Shading of a fault kind (drawn with transparency behind the points).
-pub fn fault_color(k: FaultKind) -> RGBColor {
+pub(crate) fn fault_color(k: FaultKind) -> RGBColor {
     match k {
         FaultKind::Kill => RGBColor(214, 39, 40),
         FaultKind::Pause => RGBColor(230, 171, 2),
@@ -292,7 +292,7 @@ fn caption(data: &PlotData, what: &str) -> String {
 
 /// latency.png: every op's latency over time, log scale, colour by f, marker by outcome,
 /// faults shaded, leader changes as labelled vertical lines.
-pub fn draw_latency(path: &Path, data: &PlotData) -> DrawResult {
+pub(crate) fn draw_latency(path: &Path, data: &PlotData) -> DrawResult {
     ensure_font()?;
     let root = BitMapBackend::new(path, (1280, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
@@ -338,7 +338,7 @@ pub fn draw_latency(path: &Path, data: &PlotData) -> DrawResult {
 }
 
 /// rate.png: throughput over time by f and outcome, with the same shading and lines.
-pub fn draw_rate(path: &Path, data: &PlotData) -> DrawResult {
+pub(crate) fn draw_rate(path: &Path, data: &PlotData) -> DrawResult {
     ensure_font()?;
     let root = BitMapBackend::new(path, (1280, 440)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
@@ -416,7 +416,7 @@ fn palette(i: usize) -> RGBColor {
 /// leader-changes.png: latency (top) and ok throughput (bottom) in a window around each leader
 /// change, all aligned at t = 0, so the unavailability window shows at a glance. With no
 /// change, a short note says so (the file always exists, so links to it never break).
-pub fn draw_leader_changes(path: &Path, data: &PlotData) -> DrawResult {
+pub(crate) fn draw_leader_changes(path: &Path, data: &PlotData) -> DrawResult {
     ensure_font()?;
     if data.windows.is_empty() {
         let root = BitMapBackend::new(path, (1280, 120)).into_drawing_area();
@@ -551,7 +551,10 @@ pub fn draw_leader_changes(path: &Path, data: &PlotData) -> DrawResult {
 
 /// Draw all three plots of a run into `dir`; returns the files written. A file that could not
 /// be drawn is an error naming it.
-pub fn draw_all(dir: &Path, data: &PlotData) -> Result<Vec<std::path::PathBuf>, ReportError> {
+pub(crate) fn draw_all(
+    dir: &Path,
+    data: &PlotData,
+) -> Result<Vec<std::path::PathBuf>, ReportError> {
     type Draw = fn(&Path, &PlotData) -> DrawResult;
     let plots: [(&str, Draw); 3] = [
         ("latency.png", draw_latency),
@@ -572,7 +575,7 @@ pub fn draw_all(dir: &Path, data: &PlotData) -> Result<Vec<std::path::PathBuf>, 
 
 /// Draw only latency.png-style plot for a checked history (no faults, no leaders): used by
 /// `raftcheck check --out`.
-pub fn draw_latency_only(path: &Path, ops: &[Op]) -> Result<(), ReportError> {
+pub(crate) fn draw_latency_only(path: &Path, ops: &[Op]) -> Result<(), ReportError> {
     let data = plot_data(ops, &[], &[]);
     draw_latency(path, &data).map_err(|msg| ReportError::Plot {
         path: path.to_path_buf(),

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often every node is asked.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// Shared view of the cluster.
-pub struct Monitor {
+pub(crate) struct Monitor {
     cluster: Arc<Cluster>,
     adapter: Arc<dyn Adapter>,
     log: Arc<JsonlSink>,
@@ -43,7 +43,7 @@ impl Monitor {
     }
 
     /// The node that claims leadership in the highest term, with that term.
-    pub fn leader_index(&self) -> Option<(usize, u64)> {
+    pub(crate) fn leader_index(&self) -> Option<(usize, u64)> {
         let latest = self.latest.lock().ok()?;
         latest
             .iter()
@@ -68,14 +68,14 @@ impl Monitor {
     }
 
     /// Set by the nemesis when a fault starts (Some) or heals (None).
-    pub fn set_fault(&self, f: Option<String>) {
+    pub(crate) fn set_fault(&self, f: Option<String>) {
         if let Ok(mut g) = self.fault.lock() {
             *g = f;
         }
     }
 
     /// Nodes that crashed so far.
-    pub fn crashes(&self) -> Vec<Crash> {
+    pub(crate) fn crashes(&self) -> Vec<Crash> {
         self.crashes.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
@@ -125,7 +125,7 @@ impl Monitor {
 const MIN_GAP: Duration = Duration::from_millis(10);
 
 /// Sample every [`SAMPLE_EVERY`], and at once when the leader hint fires, until `stop` is set.
-pub async fn run(mon: Arc<Monitor>, stop: Arc<AtomicBool>) {
+pub(crate) async fn run(mon: Arc<Monitor>, stop: Arc<AtomicBool>) {
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !stop.load(Ordering::Relaxed) {
@@ -142,7 +142,7 @@ pub async fn run(mon: Arc<Monitor>, stop: Arc<AtomicBool>) {
 /// adapter succeeds. Fails fast if a node process exits, saying how long after the wait began
 /// and how it ended (not "within the timeout": a node that dies at once must not look slow).
 /// The error is a whole sentence.
-pub async fn wait_ready(
+pub(crate) async fn wait_ready(
     cluster: &Cluster,
     adapter: &dyn Adapter,
     timeout: Duration,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The nemesis task's state.
-pub struct Nemesis {
+pub(crate) struct Nemesis {
     /// The nodes.
     pub cluster: Arc<Cluster>,
     /// Who leads now.

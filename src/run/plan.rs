@@ -47,7 +47,7 @@ fn stem(name: &str) -> String {
 impl RunPlan {
     /// Resolve and validate everything the options name. Every error here is exit 2 and
     /// happens before any file or process exists.
-    pub fn resolve(opts: &RunOptions) -> Result<RunPlan, RunError> {
+    pub(crate) fn resolve(opts: &RunOptions) -> Result<RunPlan, RunError> {
         let cluster_path = resolve("cluster", "clusters", &opts.cluster)?;
         let workload_path = resolve("workload", "workloads", &opts.workload)?;
         let nemesis_path = resolve("nemesis", "nemesis", &opts.nemesis)?;

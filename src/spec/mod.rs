@@ -73,7 +73,7 @@ pub enum SpecError {
 }
 
 /// Parse a TOML spec file into `T`, with errors that name the file.
-pub fn load_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SpecError> {
+pub(crate) fn load_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
         path: path.to_path_buf(),
         source,
@@ -86,7 +86,7 @@ pub fn load_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SpecErr
 
 /// Find a spec by path or by name under `dir` (e.g. `clusters/`), looking in the current
 /// directory and next to the executable's workspace.
-pub fn resolve(kind: &'static str, dir: &str, name: &str) -> Result<PathBuf, SpecError> {
+pub(crate) fn resolve(kind: &'static str, dir: &str, name: &str) -> Result<PathBuf, SpecError> {
     let direct = PathBuf::from(name);
     if name.ends_with(".toml") || name.contains('/') {
         return if direct.is_file() {
@@ -260,7 +260,7 @@ impl ClusterSpec {
 
     /// Why the membership nemesis cannot run on this cluster, or `None` if it can: the
     /// adapter must be able to add and remove members, and a wiped node must know to rejoin.
-    pub fn membership_unsupported(&self) -> Option<String> {
+    pub(crate) fn membership_unsupported(&self) -> Option<String> {
         if !crate::client::adapter_kind(&self.client).is_some_and(|k| k.membership) {
             return Some(format!(
                 "the {:?} adapter cannot add or remove members",
@@ -277,14 +277,14 @@ impl ClusterSpec {
     }
 
     /// The peer port base.
-    pub fn peer_port(&self) -> u16 {
+    pub(crate) fn peer_port(&self) -> u16 {
         self.peer_port
             .unwrap_or(self.client_port.saturating_add(100))
     }
 }
 
 /// The placeholders a spec may use.
-pub const PLACEHOLDERS: [&str; 9] = [
+pub(crate) const PLACEHOLDERS: [&str; 9] = [
     "id",
     "name",
     "ip",

@@ -71,7 +71,7 @@ pub enum PartitionKind {
 
 impl PartitionKind {
     /// The smallest cluster the shape makes sense on.
-    pub fn min_nodes(self) -> usize {
+    pub(crate) fn min_nodes(self) -> usize {
         match self {
             PartitionKind::MajorityRing | PartitionKind::Bridge => 5,
             _ => 2,
@@ -207,13 +207,17 @@ impl NemesisSpec {
     }
 
     /// Whether the spec names partitions itself (as opposed to through "all").
-    pub fn names_partition(&self) -> bool {
+    pub(crate) fn names_partition(&self) -> bool {
         self.names(FaultKind::Partition)
     }
 
     /// The fault kinds to use where partitions and membership changes are (or are not)
     /// supported; "all" takes every supported kind.
-    pub fn kinds(&self, partitions_supported: bool, membership_supported: bool) -> Vec<FaultKind> {
+    pub(crate) fn kinds(
+        &self,
+        partitions_supported: bool,
+        membership_supported: bool,
+    ) -> Vec<FaultKind> {
         let supported = |x: FaultKind| match x {
             FaultKind::Partition => partitions_supported,
             FaultKind::Member => membership_supported,

@@ -159,7 +159,7 @@ impl WorkloadSpec {
     }
 
     /// Every key this workload may touch (`None` for a single register).
-    pub fn key_names(&self) -> Vec<Option<String>> {
+    pub(crate) fn key_names(&self) -> Vec<Option<String>> {
         if self.keyed() {
             (0..self.keys).map(|i| Some(format!("k{i}"))).collect()
         } else {

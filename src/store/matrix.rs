@@ -76,7 +76,7 @@ struct SummaryFile {
 }
 
 /// The rows of a summary dir's `matrix.json`, or `None` if it is missing or does not parse.
-pub fn read_summary(dir: &Path) -> Option<Vec<RowSummary>> {
+pub(crate) fn read_summary(dir: &Path) -> Option<Vec<RowSummary>> {
     let body = std::fs::read_to_string(dir.join("matrix.json")).ok()?;
     serde_json::from_str::<SummaryFile>(&body)
         .ok()

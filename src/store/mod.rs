@@ -34,13 +34,13 @@ use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
 /// The history file of a run dir.
-pub const HISTORY: &str = "history.jsonl";
+pub(crate) const HISTORY: &str = "history.jsonl";
 /// The nemesis log of a run dir.
-pub const NEMESIS: &str = "nemesis.jsonl";
+pub(crate) const NEMESIS: &str = "nemesis.jsonl";
 /// The monitor's samples.
-pub const LEADERS: &str = "leaders.jsonl";
+pub(crate) const LEADERS: &str = "leaders.jsonl";
 /// The run's results.
-pub const RESULTS: &str = "results.json";
+pub(crate) const RESULTS: &str = "results.json";
 
 /// A run dir that cannot be read back. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -98,11 +98,6 @@ impl RunDir {
         self.path.join(name)
     }
 
-    /// Node `name`'s directory (`nodes/n1`), holding its `log` and `data`.
-    pub fn node_dir(&self, name: &str) -> PathBuf {
-        self.path.join("nodes").join(name)
-    }
-
     /// Read results.json, the history, the nemesis log and the samples of a finished run.
     /// A missing or malformed results.json or history is an error naming the file; the two
     /// logs are read line by line (a run killed mid-line leaves a torn last line, skipped).
@@ -141,12 +136,12 @@ impl RunDir {
     }
 
     /// leaders.jsonl (empty if absent).
-    pub fn samples(&self) -> Vec<Sample> {
+    pub(crate) fn samples(&self) -> Vec<Sample> {
         read_lines(&self.file(LEADERS))
     }
 
     /// Write results.json.
-    pub fn write_results(&self, results: &RunResults) -> Result<PathBuf, StoreError> {
+    pub(crate) fn write_results(&self, results: &RunResults) -> Result<PathBuf, StoreError> {
         let path = self.file(RESULTS);
         write_json(&path, results).map_err(|source| StoreError::Io {
             path: path.clone(),
@@ -158,7 +153,7 @@ impl RunDir {
 
 /// A history file, parsed and paired with the checker's rules (file order checked against
 /// times and indices).
-pub fn read_history(path: &Path) -> Result<Vec<Op>, StoreError> {
+pub(crate) fn read_history(path: &Path) -> Result<Vec<Op>, StoreError> {
     let malformed = |e: history::HistoryError| StoreError::Malformed {
         path: path.to_path_buf(),
         msg: e.to_string(),

@@ -51,7 +51,7 @@ impl LeaderHint {
     }
 
     /// A write was acknowledged by `node`.
-    pub fn write_acknowledged_by(&self, node: usize) {
+    pub(crate) fn write_acknowledged_by(&self, node: usize) {
         let prev = self.last.swap(node, Ordering::Relaxed);
         if prev != node && prev != usize::MAX {
             self.wake.notify_one();
@@ -105,7 +105,7 @@ impl Ctx {
     }
 
     /// Perform one op as `process` on `node`, recording invoke and completion.
-    pub async fn perform(&self, process: u64, node: usize, req: &Request) -> Completion {
+    pub(crate) async fn perform(&self, process: u64, node: usize, req: &Request) -> Completion {
         let invoke_value = if req.f == Fun::Read {
             Value::Null
         } else {
@@ -199,7 +199,7 @@ pub async fn worker(
 /// The final phase's read of every key: retried (each attempt a new op in the history, by a
 /// new process) on each node in turn until one succeeds or `deadline` passes. Returns the keys
 /// that could not be read.
-pub async fn final_reads(
+pub(crate) async fn final_reads(
     ctx: &Ctx,
     keys: &[Option<String>],
     first_process: u64,

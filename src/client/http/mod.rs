@@ -44,7 +44,8 @@ mod plan;
 pub mod schema;
 mod template;
 
-pub use schema::{parse_spec, HttpSpec};
+pub(crate) use schema::parse_spec;
+pub use schema::HttpSpec;
 
 use super::transport::*;
 use super::{Adapter, ClientError, Completion, Endpoint, NodeStatus, Request};

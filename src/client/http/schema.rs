@@ -136,7 +136,7 @@ pub struct StatusSpec {
 }
 
 /// Parse and check an `[http]` section. Errors name the field (`http.cas.mismatch`).
-pub fn parse_spec(v: &toml::Value) -> Result<HttpSpec, ClientError> {
+pub(crate) fn parse_spec(v: &toml::Value) -> Result<HttpSpec, ClientError> {
     let spec: HttpSpec = v.clone().try_into().map_err(|e: toml::de::Error| {
         // toml says "<message>\nin `read.ok`"; turn that into the field's full name.
         let text = e.to_string();
