@@ -340,7 +340,10 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     point_latest(&opts.results_root, &dir);
-    let run_id = crate::cluster::net::new_run_id();
+    // Held until this function returns, on every path (errors included): while it is held,
+    // `raftcheck clean` leaves this run alone. It is taken before the first resource.
+    let run_lock = crate::cluster::net::new_run_id()?;
+    let run_id = run_lock.run_id().to_string();
     eprintln!(
         "raftcheck: run {run_id}: {} nodes of {}, workload {}, nemesis {}, {} mode ({net_reason})",
         cspec.nodes,
