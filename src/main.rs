@@ -40,8 +40,13 @@ enum Cmd {
     },
     /// Run the bug-detection matrix: every raftkv bug switch and the controls, several seeds.
     Matrix(MatrixArgs),
-    /// Remove what interrupted runs left behind: node processes, namespaces, links, rules.
-    Clean,
+    /// Remove what dead runs left behind (node processes, namespaces, links, rules, lock files);
+    /// runs still going are skipped and listed. Exits 2 if something could not be removed.
+    Clean {
+        /// Also remove the resources of runs that are still going (they will then fail).
+        #[arg(long)]
+        force: bool,
+    },
     /// Convert a history between JSONL and Jepsen EDN (format chosen by the output's extension).
     Convert {
         /// Input history (.jsonl or .edn; detected by content).
@@ -204,7 +209,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Check(args) => cmd_check(args),
         Cmd::Run(args) => cmd_run(*args),
-        Cmd::Clean => cmd_clean().map(|_| 0),
+        Cmd::Clean { force } => cmd_clean(force),
         Cmd::Matrix(args) => cmd_matrix(args),
         Cmd::Report { run_dir } => cmd_report(&run_dir).map(|_| 0),
         Cmd::Convert {
@@ -557,15 +562,53 @@ fn cmd_report(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn cmd_clean() -> Result<()> {
-    let removed = raftcheck::cluster::clean::clean()?;
-    if removed.is_empty() {
+/// `raftcheck clean`: what was judged stale and removed on stdout, live runs skipped on
+/// stdout, what could not be removed on stderr; exit 2 if anything could not be.
+fn cmd_clean(force: bool) -> Result<i32> {
+    use raftcheck::cluster::clean::{clean, CleanOptions};
+    let report = clean(&CleanOptions { force, only: None })?;
+    for run in &report.forced {
+        println!(
+            "removing live run {} anyway (--force; {}): {}",
+            run.run_id, run.why, run.kept
+        );
+    }
+    for run in &report.stale {
+        println!("stale run {} ({}): removing", run.run_id, run.why);
+    }
+    for line in report.removed_lines() {
+        println!("{line}");
+    }
+    for run in &report.skipped {
+        println!("{run}");
+    }
+    if !report.skipped.is_empty() {
+        println!(
+            "raftcheck clean leaves live runs alone; `raftcheck clean --force` removes them too"
+        );
+    }
+    for note in &report.unchecked {
+        eprintln!("raftcheck: warning: {note}");
+    }
+    for f in &report.failed {
+        eprintln!("raftcheck: {f}");
+    }
+    if report.nothing_to_clean() {
         println!("nothing to clean");
     }
-    for r in removed {
-        println!("removed {r}");
+    if !report.failed.is_empty() {
+        let hint = if !nix::unistd::geteuid().is_root() {
+            "; namespaces, links and iptables rules need root: run it as root (sudo)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "raftcheck: error: clean could not remove {} of the {} things it found stale{hint}",
+            report.failed.len(),
+            report.failed.len() + report.removed.len()
+        );
     }
-    Ok(())
+    Ok(report.exit_code())
 }
 
 fn cmd_convert(input: &Path, output: &Path, trust_file_order: bool) -> Result<()> {

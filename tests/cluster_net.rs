@@ -12,12 +12,13 @@
 //! for the parent-death test. Nothing depends on nc, ping or python being installed.
 
 use nix::sched::{setns, CloneFlags};
-use raftcheck::cluster::clean::{clean, clean_run};
+use raftcheck::cluster::clean::{clean, clean_run, CleanOptions, CleanReport, Item, Live, Stale};
 use raftcheck::cluster::host::{Host, LocalHost};
 use raftcheck::cluster::net::{
     bridge_name, new_run_id, rule_comment, run_id_of, Grudge, NetMode, Network,
 };
 use raftcheck::cluster::process::{NodeProcess, SpawnSpec};
+use raftcheck::cluster::runlock::{lock_file, RunLock, StaleLock};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
@@ -52,6 +53,8 @@ fn helper_entry() {
         pong_server(addr);
     } else if let Some(run_id) = mode.strip_prefix("pdeathsig=") {
         stand_in_harness(run_id);
+    } else if mode == "controller" {
+        stand_in_controller();
     }
     std::process::exit(0);
 }
@@ -85,6 +88,27 @@ fn stand_in_harness(run_id: &str) {
     std::thread::sleep(Duration::from_secs(50));
 }
 
+/// A stand-in run controller: take a run lock as a run does, start one node of that run,
+/// report "RUN <run id> <node pid>", and wait to be killed.
+fn stand_in_controller() {
+    let lock = new_run_id().expect("helper: run id");
+    let rid = lock.run_id().to_string();
+    let node = LocalHost::new("n1")
+        .spawn(&SpawnSpec {
+            argv: vec!["sleep".into(), "50".into()],
+            env: vec![],
+            log: std::env::temp_dir().join(format!("{rid}-controller.log")),
+            run_id: rid.clone(),
+            node: "n1".into(),
+        })
+        .expect("helper: spawn");
+    println!("RUN {rid} {}", node.pid());
+    std::io::stdout().flush().expect("flush");
+    std::thread::sleep(Duration::from_secs(50));
+    drop(node);
+    drop(lock);
+}
+
 /// argv that re-invokes this test binary as a helper (the mode goes in the environment).
 fn helper_argv() -> Vec<String> {
     let exe = std::env::current_exe().expect("current_exe");
@@ -111,6 +135,14 @@ fn netns_available() -> bool {
     // skip should be visible in CI logs.
     let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
     false
+}
+
+/// A fresh run id with its lock held (as a run holds it), so that a `raftcheck clean` going
+/// on meanwhile leaves this test's resources alone. Keep the lock alive as long as the id.
+fn run_id() -> (RunLock, String) {
+    let lock = new_run_id().expect("run id");
+    let rid = lock.run_id().to_string();
+    (lock, rid)
 }
 
 /// Poll `cond` every 50 ms until it holds or `timeout` passes; panic with `what` if it never does.
@@ -295,7 +327,7 @@ fn netns_partition_isolates_a_node_but_never_the_harness() {
     if !netns_available() {
         return;
     }
-    let rid = new_run_id();
+    let (_lock, rid) = run_id();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut net = Network::create(&rid, 3, NetMode::Netns, None).expect("create network");
     assert_eq!(net.mode(), NetMode::Netns);
@@ -432,12 +464,12 @@ fn netns_concurrent_networks_get_distinct_subnets() {
     if !netns_available() {
         return;
     }
-    let made: Vec<(String, Network)> = (0..3)
+    let made: Vec<(RunLock, Network)> = (0..3)
         .map(|_| {
             std::thread::spawn(|| {
-                let rid = new_run_id();
+                let (lock, rid) = run_id();
                 let net = Network::create(&rid, 1, NetMode::Netns, None).expect("create");
-                (rid, net)
+                (lock, net)
             })
         })
         .collect::<Vec<_>>()
@@ -457,15 +489,16 @@ fn netns_concurrent_networks_get_distinct_subnets() {
     }
 
     let taken = made[0].1.subnet().expect("subnet");
-    let e = Network::create(&new_run_id(), 1, NetMode::Netns, Some(&taken)).unwrap_err();
+    let (_lock, rid) = run_id();
+    let e = Network::create(&rid, 1, NetMode::Netns, Some(&taken)).unwrap_err();
     assert!(e.to_string().contains("in use"), "{e}");
-    assert!(Network::create(&new_run_id(), 1, NetMode::Netns, Some("10.231.1.7/24")).is_err());
+    assert!(Network::create(&rid, 1, NetMode::Netns, Some("10.231.1.7/24")).is_err());
 
     // An explicit free subnet is used as given.
     let mut given = None;
     for c in 200..230 {
         let s = format!("10.231.{c}.0/24");
-        if let Ok(n) = Network::create(&new_run_id(), 2, NetMode::Netns, Some(&s)) {
+        if let Ok(n) = Network::create(&rid, 2, NetMode::Netns, Some(&s)) {
             assert_eq!(n.subnet().as_deref(), Some(s.as_str()));
             assert_eq!(n.hosts()[1].ip().to_string(), format!("10.231.{c}.12"));
             given = Some(n);
@@ -476,7 +509,7 @@ fn netns_concurrent_networks_get_distinct_subnets() {
         given.is_some(),
         "no explicit subnet in 10.231.200-229 could be used"
     );
-    let ids: Vec<String> = made.iter().map(|(r, _)| r.clone()).collect();
+    let ids: Vec<String> = made.iter().map(|(r, _)| r.run_id().to_string()).collect();
     drop(made);
     drop(given);
     for rid in ids {
@@ -499,7 +532,7 @@ fn netns_teardown_leaves_nothing_even_after_a_panic() {
     if !netns_available() {
         return;
     }
-    let rid = new_run_id();
+    let (_lock, rid) = run_id();
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("n1.log");
     let pid = std::sync::Mutex::new(0u32);
@@ -527,32 +560,51 @@ fn netns_clean_removes_a_leaked_network() {
     if !netns_available() {
         return;
     }
-    let rid = new_run_id();
+    let (_lock, rid) = run_id();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (lines, pids) = leak_a_run(&rid, dir.path(), || clean_run(&rid).expect("clean_run"));
-    check_cleaned(&rid, &lines, &pids);
+    let (report, pids) = leak_a_run(&rid, dir.path(), || clean_run(&rid).expect("clean_run"));
+    check_cleaned(&rid, &report, &pids);
 }
 
-/// The global `clean` (every run on the machine). Ignored by default because it would also
-/// remove the resources of runs and tests going on in parallel; run it alone with
-/// `cargo test --test cluster_net -- --ignored`.
+/// The global `clean` (every stale run on the machine). Ignored by default because it also
+/// removes the leftovers of other stale runs and of tests going on in parallel that hold no
+/// run lock; run it alone with `cargo test --test cluster_net -- --ignored`.
 #[test]
-#[ignore = "removes every raftcheck run on this machine; run alone with --ignored"]
+#[ignore = "removes every stale raftcheck run on this machine; run alone with --ignored"]
 fn netns_global_clean_removes_a_leaked_network() {
     if !netns_available() {
         return;
     }
-    let rid = new_run_id();
+    let (lock, rid) = run_id();
     let dir = tempfile::tempdir().expect("tempdir");
-    // A lock file of a run that died: nobody holds it.
+    // A subnet lock file of a run that died: nobody holds it.
     let stale = format!("/run/lock/raftcheck-subnet-{rid}.lock");
     let stale = Path::new(&stale);
     if Path::new("/run/lock").is_dir() {
         std::fs::write(stale, b"").expect("write stale lock");
     }
-    let (lines, pids) = leak_a_run(&rid, dir.path(), || clean().expect("clean"));
-    check_cleaned(&rid, &lines, &pids);
-    assert!(!stale.exists(), "{lines:?}");
+    let (report, pids) = leak_a_run(&rid, dir.path(), || {
+        // The run "dies": its lock is released but its lock file stays, naming a dead pid.
+        drop(lock);
+        write_stale_lock(&rid);
+        clean(&CleanOptions::default()).expect("clean")
+    });
+    check_cleaned(&rid, &report, &pids);
+    assert!(!stale.exists(), "{:?}", report.removed_lines());
+    assert!(!lock_file(&rid).exists(), "{:?}", report.removed_lines());
+}
+
+/// Write the lock file a run killed with SIGKILL leaves: nobody holds it, its pid is dead.
+fn write_stale_lock(rid: &str) {
+    let pid_max: i32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4_194_304);
+    std::fs::write(
+        lock_file(rid),
+        format!("run_id={rid}\npid={pid_max}\nstart_time=1\n"),
+    )
+    .expect("write a stale run lock");
 }
 
 /// Make a 2-node network with a node in n2, a partition, and a stray loopback process of the
@@ -560,8 +612,8 @@ fn netns_global_clean_removes_a_leaked_network() {
 fn leak_a_run(
     rid: &str,
     dir: &Path,
-    cleaner: impl FnOnce() -> Vec<String>,
-) -> (Vec<String>, Vec<u32>) {
+    cleaner: impl FnOnce() -> CleanReport,
+) -> (CleanReport, Vec<u32>) {
     let net = Network::create(rid, 2, NetMode::Netns, None).expect("create");
     let in_ns = net.hosts()[1]
         .spawn(&spec(rid, "n2", &dir.join("n2.log"), &["sleep", "30"]))
@@ -580,8 +632,8 @@ fn leak_a_run(
     (cleaner(), pids)
 }
 
-fn check_cleaned(rid: &str, lines: &[String], pids: &[u32]) {
-    let all = lines.join("\n");
+fn check_cleaned(rid: &str, report: &CleanReport, pids: &[u32]) {
+    let all = report.removed_lines().join("\n");
     for want in [
         format!("removed namespace {rid}-n1"),
         format!("removed namespace {rid}-n2"),
@@ -591,7 +643,8 @@ fn check_cleaned(rid: &str, lines: &[String], pids: &[u32]) {
     ] {
         assert!(all.contains(&want), "missing {want:?} in:\n{all}");
     }
-    assert!(!all.contains("could not"), "{all}");
+    assert!(report.failed.is_empty(), "{:?}\n{all}", report.failed);
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
     for &p in pids {
         wait_until(
             Duration::from_secs(5),
@@ -600,10 +653,8 @@ fn check_cleaned(rid: &str, lines: &[String], pids: &[u32]) {
         );
     }
     assert_eq!(leftovers(rid), Vec::<String>::new());
-    assert!(
-        clean_run(rid).expect("second clean").is_empty(),
-        "clean is idempotent"
-    );
+    let again = clean_run(rid).expect("second clean");
+    assert!(again.nothing_to_clean(), "clean is idempotent: {again:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -613,7 +664,7 @@ fn check_cleaned(rid: &str, lines: &[String], pids: &[u32]) {
 /// pause = SIGSTOP (state T), resume = SIGCONT, kill = SIGKILL; `exited` reports each.
 #[test]
 fn pause_resume_and_kill() {
-    let rid = new_run_id();
+    let (_lock, rid) = run_id();
     let dir = tempfile::tempdir().expect("tempdir");
     let h = LocalHost::new("n1");
     let node = h
@@ -646,7 +697,7 @@ fn pause_resume_and_kill() {
 /// SIGTERM pending), and quickly.
 #[test]
 fn stop_continues_a_paused_node_before_terminating_it() {
-    let rid = new_run_id();
+    let (_lock, rid) = run_id();
     let dir = tempfile::tempdir().expect("tempdir");
     let node = LocalHost::new("n1")
         .spawn(&spec(
@@ -676,7 +727,7 @@ fn stop_continues_a_paused_node_before_terminating_it() {
 /// group (here a child `sleep` the shell forked).
 #[test]
 fn stop_kills_the_whole_group_after_the_grace_period() {
-    let rid = new_run_id();
+    let (_lock, rid) = run_id();
     let dir = tempfile::tempdir().expect("tempdir");
     let node = LocalHost::new("n1")
         .spawn(&spec(
@@ -705,7 +756,7 @@ fn stop_kills_the_whole_group_after_the_grace_period() {
 /// exit code; its output and the run id are in its log.
 #[test]
 fn exited_reports_a_crash_and_the_log_keeps_the_output() {
-    let rid = new_run_id();
+    let (_lock, rid) = run_id();
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("logs").join("n2.log");
     let node = LocalHost::new("n2")
@@ -746,9 +797,10 @@ fn exited_reports_a_crash_and_the_log_keeps_the_output() {
 #[test]
 fn a_missing_binary_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let (_lock, rid) = run_id();
     let e = LocalHost::new("n1")
         .spawn(&spec(
-            &new_run_id(),
+            &rid,
             "n1",
             &dir.path().join("n1.log"),
             &["/nonexistent/raftkv"],
@@ -762,9 +814,10 @@ fn a_missing_binary_is_an_error() {
 #[test]
 fn dropping_a_node_kills_it() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let (_lock, rid) = run_id();
     let node = LocalHost::new("n1")
         .spawn(&spec(
-            &new_run_id(),
+            &rid,
             "n1",
             &dir.path().join("n1.log"),
             &["sleep", "30"],
@@ -790,7 +843,7 @@ fn dropping_a_node_kills_it() {
 /// PDEATHSIG trap) but not the harness.
 #[test]
 fn nodes_die_with_the_harness() {
-    let rid = new_run_id();
+    let (_lock, rid) = run_id();
     let argv = helper_argv();
     let mut harness = Command::new(&argv[0])
         .args(&argv[1..])
@@ -837,7 +890,7 @@ fn nodes_die_with_the_harness() {
 /// and leaves other runs' processes alone. Needs no root.
 #[test]
 fn clean_kills_the_stray_processes_of_a_run() {
-    let (rid, other) = (new_run_id(), new_run_id());
+    let ((_lock, rid), (_other_lock, other)) = (run_id(), run_id());
     let dir = tempfile::tempdir().expect("tempdir");
     let h = LocalHost::new("n1");
     let mine = h
@@ -860,7 +913,7 @@ fn clean_kills_the_stray_processes_of_a_run() {
     let (p, q) = (mine.pid(), theirs.pid());
     let _guard = KillOnDrop(vec![p]);
     std::mem::forget(mine);
-    let lines = clean_run(&rid).expect("clean_run");
+    let lines = clean_run(&rid).expect("clean_run").removed_lines();
     assert!(
         lines
             .iter()
@@ -870,6 +923,232 @@ fn clean_kills_the_stray_processes_of_a_run() {
     wait_until(Duration::from_secs(5), "the stray is dead", || !alive(p));
     assert!(alive(q), "another run's process was killed");
     drop(theirs);
+}
+
+/// `clean` restricted to one run id (so tests going on in parallel are never touched).
+fn clean_only(rid: &str, force: bool) -> CleanReport {
+    clean(&CleanOptions {
+        force,
+        only: Some(rid.to_string()),
+    })
+    .expect("clean")
+}
+
+/// A live run (a stand-in controller in another process, holding its run lock) is skipped by
+/// `clean` and listed with its pid and what it kept; once the controller is killed with SIGKILL
+/// the same run is stale: its lock file stays behind (the flock went with the process, the pid
+/// is dead), and `clean` removes it. Needs no root.
+#[test]
+fn clean_skips_a_live_run_and_removes_it_once_its_controller_is_killed() {
+    let argv = helper_argv();
+    let mut harness = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env(HELPER_ENV, "controller")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the stand-in controller");
+    let mut guard = KillOnDrop(vec![harness.id()]);
+    let stdout = harness.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some((rid, pid)) = line.strip_prefix("RUN ").and_then(|r| r.split_once(' ')) {
+                if let Ok(pid) = pid.trim().parse::<u32>() {
+                    let _ = tx.send((rid.to_string(), pid));
+                    return;
+                }
+            }
+        }
+    });
+    let (rid, node) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the controller's run id and node pid");
+    guard.0.push(node);
+    let controller = harness.id() as i32;
+
+    let r = clean_only(&rid, false);
+    assert!(r.nothing_to_clean(), "{r:?}");
+    assert_eq!(r.skipped.len(), 1, "{r:?}");
+    assert_eq!(r.skipped[0].run_id, rid);
+    assert_eq!(
+        r.skipped[0].why,
+        Live::LockHeld {
+            pid: Some(controller)
+        }
+    );
+    assert_eq!(r.skipped[0].kept.processes, vec![node as i32]);
+    assert_eq!(
+        r.skipped[0].to_string(),
+        format!("skipped live run {rid} (pid {controller}, lock held): kept 1 process ({node})")
+    );
+    assert!(alive(node), "clean killed a live run's node");
+
+    harness.kill().expect("SIGKILL the controller");
+    harness.wait().expect("reap it");
+    wait_until(Duration::from_secs(5), "the node died with it", || {
+        !alive(node)
+    });
+    assert!(lock_file(&rid).exists(), "SIGKILL leaves the lock file");
+    let r = clean_only(&rid, false);
+    assert!(r.skipped.is_empty(), "{r:?}");
+    assert_eq!(r.stale.len(), 1, "{r:?}");
+    assert_eq!(
+        r.stale[0].why,
+        Stale::Lock(StaleLock::Exited { pid: controller })
+    );
+    assert_eq!(r.removed, vec![Item::RunLock(lock_file(&rid))]);
+    assert!(r.failed.is_empty(), "{r:?}");
+    assert!(!lock_file(&rid).exists());
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("{rid}-controller.log")));
+}
+
+/// `force` removes a live run's processes too, and says so; the lock, still held by its run,
+/// stays. A run with no lock file is judged by its processes: while one still has its parent
+/// (here, this test), it is taken for live. Needs no root.
+#[test]
+fn clean_force_removes_a_live_run_and_a_lockless_run_is_judged_by_its_parent() {
+    let (lock, rid) = run_id();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = LocalHost::new("n1");
+    let node = h
+        .spawn(&spec(
+            &rid,
+            "n1",
+            &dir.path().join("a.log"),
+            &["sleep", "30"],
+        ))
+        .expect("spawn");
+    let me = std::process::id() as i32;
+    let r = clean_only(&rid, false);
+    assert!(r.nothing_to_clean(), "{r:?}");
+    assert_eq!(r.skipped.len(), 1, "{r:?}");
+    assert_eq!(r.skipped[0].why, Live::LockHeld { pid: Some(me) });
+    assert!(alive(node.pid()));
+
+    let r = clean_only(&rid, true);
+    assert!(r.skipped.is_empty(), "{r:?}");
+    assert_eq!(r.forced.len(), 1, "{r:?}");
+    assert_eq!(
+        r.removed,
+        vec![Item::Process {
+            pid: node.pid() as i32,
+            comm: "sleep".into(),
+            run_id: rid.clone()
+        }]
+    );
+    assert!(r.failed.is_empty(), "{r:?}");
+    wait_until(Duration::from_secs(5), "the forced node is dead", || {
+        !alive(node.pid())
+    });
+    assert!(lock_file(&rid).exists(), "a held lock is never removed");
+    drop(node);
+
+    drop(lock);
+    assert!(
+        !lock_file(&rid).exists(),
+        "the lock file goes with the lock"
+    );
+    let orphan = h
+        .spawn(&spec(
+            &rid,
+            "n1",
+            &dir.path().join("b.log"),
+            &["sleep", "30"],
+        ))
+        .expect("spawn");
+    let r = clean_only(&rid, false);
+    assert!(r.nothing_to_clean(), "{r:?}");
+    assert_eq!(r.skipped.len(), 1, "{r:?}");
+    assert!(
+        matches!(r.skipped[0].why, Live::ParentAlive { pid, parent, .. }
+            if pid == orphan.pid() as i32 && parent == me),
+        "{r:?}"
+    );
+    assert!(alive(orphan.pid()));
+}
+
+/// The same in netns mode: a live run's namespaces, links, rule and node are all kept (and
+/// listed), `force` removes them; a network left by a run that ended without its lock file and
+/// with no process left is stale and removed.
+#[test]
+fn netns_clean_skips_a_live_network_and_force_removes_it() {
+    if !netns_available() {
+        return;
+    }
+    let (lock, rid) = run_id();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let net = Network::create(&rid, 2, NetMode::Netns, None).expect("create");
+    let node = net.hosts()[0]
+        .spawn(&spec(
+            &rid,
+            "n1",
+            &dir.path().join("n1.log"),
+            &["sleep", "30"],
+        ))
+        .expect("spawn");
+    net.partition(&isolate(0, 2)).expect("partition");
+    let before = leftovers(&rid);
+    let r = clean_only(&rid, false);
+    assert!(r.nothing_to_clean(), "{r:?}");
+    assert_eq!(r.skipped.len(), 1, "{r:?}");
+    let kept = &r.skipped[0].kept;
+    assert_eq!(kept.processes, vec![node.pid() as i32]);
+    assert_eq!(
+        kept.namespaces,
+        vec![format!("{rid}-n1"), format!("{rid}-n2")]
+    );
+    let mut links = kept.links.clone();
+    links.sort();
+    assert_eq!(
+        links,
+        vec![
+            format!("{rid}-br"),
+            format!("{rid}-v1"),
+            format!("{rid}-v2")
+        ]
+    );
+    assert_eq!(kept.rules.len(), 1, "the FORWARD rule: {kept:?}");
+    assert_eq!(leftovers(&rid), before, "clean touched a live run");
+    assert!(alive(node.pid()));
+
+    let r = clean_only(&rid, true);
+    assert_eq!(r.forced.len(), 1, "{r:?}");
+    let all = r.removed_lines().join("\n");
+    for want in [
+        format!("removed namespace {rid}-n1"),
+        format!("removed namespace {rid}-n2"),
+        format!("removed link {rid}-br"),
+        "removed iptables rule".to_string(),
+        format!("killed process {} (sleep) of run {rid}", node.pid()),
+    ] {
+        assert!(all.contains(&want), "missing {want:?} in:\n{all}");
+    }
+    assert!(r.failed.is_empty(), "{r:?}");
+    wait_until(Duration::from_secs(5), "the forced node is dead", || {
+        !alive(node.pid())
+    });
+    assert_eq!(leftovers(&rid), Vec::<String>::new());
+    drop(node);
+    drop(net);
+    drop(lock);
+
+    // A run that ended with its network left behind (teardown failed) has no lock file.
+    let (lock, rid) = run_id();
+    let net = Network::create(&rid, 1, NetMode::Netns, None).expect("create");
+    std::mem::forget(net);
+    drop(lock);
+    let r = clean_only(&rid, false);
+    assert!(r.skipped.is_empty(), "{r:?}");
+    assert_eq!(r.stale.len(), 1, "{r:?}");
+    assert_eq!(r.stale[0].why, Stale::NoLockFile);
+    assert!(
+        r.removed_lines()
+            .contains(&format!("removed namespace {rid}-n1")),
+        "{r:?}"
+    );
+    assert!(r.failed.is_empty(), "{r:?}");
+    assert_eq!(leftovers(&rid), Vec::<String>::new());
 }
 
 /// detect explains its choice; as root with ip and iptables it picks netns.

@@ -1,6 +1,7 @@
 //! End-to-end runs of `raftcheck run` against real clusters: raftkv under kill, pause and
 //! partition; etcd under partition and kill; a raftkv bug switch that must be caught; bad input;
-//! and `raftcheck clean` after a harness killed with SIGKILL.
+//! `raftcheck clean` while a run is going (it must leave it alone) and after a harness killed
+//! with SIGKILL (it must remove everything).
 //!
 //! Tests that need root/ip/iptables (netns) or etcd print "SKIPPED: ..." when those are missing,
 //! and fail instead under RAFTCHECK_REQUIRE_ALL=1. Runs are serialised (one cluster at a time on
@@ -453,6 +454,14 @@ fn cluster_that_never_gets_ready_is_exit_2_with_its_log() {
         "{}",
         text(&o)
     );
+    // The run's lock goes with it on the error path too.
+    let rid = e
+        .split("raftcheck: run ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .expect("the run printed its id");
+    let lock = raftcheck::cluster::runlock::lock_file(rid);
+    assert!(!lock.exists(), "{} left behind", lock.display());
     // No `sleep 60` of ours is left.
     let left: Vec<String> = std::fs::read_dir("/proc")
         .into_iter()
@@ -872,8 +881,8 @@ fn clean_removes_what_a_killed_run_left() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let results: PathBuf = dir.path().join("results");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_raftcheck"))
-        .args([
+    let mut run = BackgroundRun::start(
+        &[
             "run",
             "--nemesis",
             "partition",
@@ -882,29 +891,44 @@ fn clean_removes_what_a_killed_run_left() {
             "--quiet",
             "--results",
             results.to_str().expect("utf8"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start");
+        ],
+        dir.path(),
+    );
     // Wait (bounded) until the run is under way: its history file has events.
     let deadline = Instant::now() + Duration::from_secs(60);
     let history = results.join("latest").join("history.jsonl");
     while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 1000 {
-        assert!(Instant::now() < deadline, "run never got going");
+        assert!(
+            Instant::now() < deadline,
+            "run never got going:\n{}",
+            run.output()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(6)); // let a partition be installed
-    child.kill().expect("SIGKILL raftcheck");
-    let _ = child.wait();
+    let rid = run.run_id().expect("the run printed its id");
+    run.child.kill().expect("SIGKILL raftcheck");
+    let _ = run.child.wait();
+    // SIGKILL leaves the lock file; the flock went with the process, so the run is stale.
+    let lock = raftcheck::cluster::runlock::lock_file(&rid);
+    assert!(lock.exists(), "{} is gone", lock.display());
     let o = raftcheck(&["clean"], Duration::from_secs(60));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        out.contains("removed"),
-        "clean removed nothing: {}",
-        text(&o)
-    );
+    for want in [
+        format!(
+            "stale run {rid} (lock free, its raftcheck (pid {}) has exited)",
+            run.child.id()
+        ),
+        format!("removed namespace {rid}-n1"),
+        format!("removed link {rid}-br"),
+        format!("removed stale run lock {}", lock.display()),
+    ] {
+        assert!(out.contains(&want), "want {want:?} in {}", text(&o));
+    }
+    assert!(!out.contains("skipped"), "{}", text(&o));
+    assert_eq!(leftovers(&rid), Vec::<String>::new());
+    assert!(!lock.exists());
     // Nothing with any raftcheck run prefix is left.
     let ns = Command::new("ip")
         .args(["netns", "list"])
@@ -933,6 +957,170 @@ fn clean_removes_what_a_killed_run_left() {
         "{}",
         text(&o)
     );
+}
+
+/// A `raftcheck run` started in the background, its output going to files. Dropping it kills the
+/// run (SIGKILL: its nodes die with it) and removes what it left, so a failing test leaves
+/// nothing behind.
+struct BackgroundRun {
+    child: std::process::Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl BackgroundRun {
+    fn start(args: &[&str], out_dir: &Path) -> BackgroundRun {
+        let stdout = out_dir.join("run.stdout");
+        let stderr = out_dir.join("run.stderr");
+        let child = Command::new(env!("CARGO_BIN_EXE_raftcheck"))
+            .args(args)
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("start raftcheck run");
+        BackgroundRun {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The run id the run printed ("raftcheck: run rcXXXX: ..."), once it has.
+    fn run_id(&self) -> Option<String> {
+        let err = std::fs::read_to_string(&self.stderr).ok()?;
+        let rest = err.split("raftcheck: run ").nth(1)?;
+        Some(rest.split(':').next()?.to_string())
+    }
+
+    /// Wait (at most `limit`) for the run to exit; its exit code and output.
+    fn wait(&mut self, limit: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the run outlived {limit:?}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        (status.code(), self.output())
+    }
+
+    fn output(&self) -> String {
+        format!(
+            "stdout:\n{}\nstderr:\n{}",
+            std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+            std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for BackgroundRun {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if let Some(rid) = self.run_id() {
+            let _ = raftcheck::cluster::clean::clean_run(&rid);
+        }
+    }
+}
+
+/// Two CI jobs on one runner: `raftcheck clean` while another run is going must leave that run
+/// alone (issue 11). Clean exits 0, lists the run as skipped with its pid, kills and removes
+/// nothing of it; the run then finishes valid, with no "crashed on its own".
+#[test]
+fn clean_leaves_a_live_run_alone() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck")
+        || !require(netns_possible(), "netns mode needs root, ip and iptables")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results: PathBuf = dir.path().join("results");
+    let mut run = BackgroundRun::start(
+        &[
+            "run",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "12",
+            "--seed",
+            "1",
+            "--quiet",
+            "--results",
+            results.to_str().expect("utf8"),
+        ],
+        dir.path(),
+    );
+    // Wait (bounded) until the nodes serve: the history has events.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let history = results.join("latest").join("history.jsonl");
+    while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 1000 {
+        assert!(
+            Instant::now() < deadline,
+            "run never got going:\n{}",
+            run.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let rid = run.run_id().expect("the run printed its id");
+    let before = leftovers(&rid);
+    assert!(
+        before.iter().filter(|l| l.starts_with("netns")).count() == 3
+            && before.iter().filter(|l| l.starts_with("process")).count() == 3,
+        "the run is not up: {before:?}"
+    );
+    // The nodes never inherited the run's lock (close-on-exec).
+    let lock = raftcheck::cluster::runlock::lock_file(&rid);
+    assert!(lock.exists(), "no run lock {}", lock.display());
+    for l in before.iter().filter_map(|l| l.strip_prefix("process ")) {
+        for fd in std::fs::read_dir(format!("/proc/{l}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            assert_ne!(
+                std::fs::read_link(fd.path()).ok().as_deref(),
+                Some(lock.as_path()),
+                "node {l} holds the run lock"
+            );
+        }
+    }
+
+    let o = raftcheck(&["clean"], Duration::from_secs(60));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let skipped = format!(
+        "skipped live run {rid} (pid {}, lock held): kept 3 processes",
+        run.child.id()
+    );
+    assert!(out.contains(&skipped), "want {skipped:?} in {}", text(&o));
+    for l in out.lines().filter(|l| l.contains(rid.as_str())) {
+        assert!(
+            l.starts_with("skipped live run"),
+            "clean touched the run: {l}"
+        );
+    }
+    assert_eq!(leftovers(&rid), before, "clean changed the live run");
+
+    let (code, output) = run.wait(Duration::from_secs(150));
+    let r = results_json(&results);
+    assert_eq!(code, Some(0), "{output}\nresults: {r:#}");
+    assert_eq!(r["verdict"], "valid");
+    assert_eq!(r["run_id"], rid.as_str());
+    assert!(
+        !r["reasons"].to_string().contains("crashed on its own"),
+        "{:#}",
+        r["reasons"]
+    );
+    assert_eq!(leftovers(&rid), Vec::<String>::new());
+    assert!(!lock.exists(), "the run left its lock file");
 }
 
 #[test]

@@ -7,6 +7,7 @@ pub mod clean;
 pub mod host;
 pub mod net;
 pub mod process;
+pub mod runlock;
 pub mod supervisor;
 
 use std::path::{Path, PathBuf};

@@ -9,6 +9,7 @@
 //! | resource                | name / tag                                        |
 //! |-------------------------|---------------------------------------------------|
 //! | run id                  | `rc` + 4 of `[a-z0-9]`, e.g. `rc7f3a` ([`new_run_id`]) |
+//! | the run's lock          | `/run/lock/raftcheck-run-rc7f3a.lock` (see [`super::runlock`]) |
 //! | node k's namespace      | `rc7f3a-n1`, `rc7f3a-n2`, ...                     |
 //! | the bridge              | `rc7f3a-br`                                       |
 //! | node k's veth (root end)| `rc7f3a-v1`, ...; its peer is `eth0` in the namespace (named `rc7f3a-p1` for a moment while being moved) |
@@ -37,6 +38,7 @@
 //! on this machine (bridge-nf-call-iptables), hence the run's `FORWARD -i BR -o BR -j ACCEPT`.
 
 use super::host::{run, run_stdout, Host, LocalHost, NetnsHost};
+use super::runlock::RunLock;
 use super::ClusterError;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{kill, Signal};
@@ -98,9 +100,17 @@ impl std::fmt::Display for NetMode {
 /// ignored.
 pub type Grudge = BTreeMap<usize, BTreeSet<usize>>;
 
-/// A fresh random run id: [`RUN_ID_PREFIX`] and four characters of `[a-z0-9]` (6 in all), short
-/// enough that every interface name derived from it fits Linux's 15 characters.
-pub fn new_run_id() -> String {
+/// A fresh run id, with the run's lock taken on it (see [`super::runlock`]): hold the lock for
+/// as long as anything carries the id, so `raftcheck clean` leaves the run alone. The id is
+/// [`RUN_ID_PREFIX`] and four characters of `[a-z0-9]` (6 in all), short enough that every
+/// interface name derived from it fits Linux's 15 characters. An id with a lock file, live or
+/// stale, is never handed out: another is picked.
+pub fn new_run_id() -> Result<RunLock, ClusterError> {
+    RunLock::claim_in(&lock_dir())
+}
+
+/// A random run id, not checked against anything ([`new_run_id`] does that).
+pub(crate) fn random_run_id() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
@@ -681,8 +691,9 @@ pub(crate) fn remove_stale_locks() -> Vec<String> {
     removed
 }
 
-/// Where subnet lock files live: `/run/lock` (shared by every root process), else the temp dir.
-fn lock_dir() -> PathBuf {
+/// Where subnet and run lock files live: `/run/lock` (shared by every process on the machine,
+/// and emptied at boot), else the temp dir.
+pub(crate) fn lock_dir() -> PathBuf {
     let run_lock = PathBuf::from("/run/lock");
     if run_lock.is_dir() {
         run_lock
@@ -755,17 +766,19 @@ pub(crate) fn delete_link(name: &str) -> Result<(), ClusterError> {
     }
 }
 
+/// The pids of the processes in namespace `ns` (none if it cannot be listed).
+pub(crate) fn netns_pids(ns: &str) -> Vec<i32> {
+    run_stdout(&["ip", "netns", "pids", ns])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
 /// SIGKILL every process in namespace `ns` and wait (at most 2 s) until none is left. Returns
 /// the pids it signalled.
 pub(crate) fn kill_netns_pids(ns: &str) -> Vec<i32> {
-    let pids = |ns: &str| -> Vec<i32> {
-        run_stdout(&["ip", "netns", "pids", ns])
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
-    };
-    let first = pids(ns);
+    let first = netns_pids(ns);
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut now = first.clone();
     while !now.is_empty() && Instant::now() < deadline {
@@ -774,9 +787,17 @@ pub(crate) fn kill_netns_pids(ns: &str) -> Vec<i32> {
             let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
         }
         std::thread::sleep(Duration::from_millis(20));
-        now = pids(ns);
+        now = netns_pids(ns);
     }
     first
+}
+
+/// The rules of `chain` in the root namespace, as `iptables -S` prints them.
+pub(crate) fn list_rules(chain: &str) -> Result<Vec<String>, ClusterError> {
+    Ok(run_stdout(&["iptables", "-w", IPTABLES_WAIT, "-S", chain])?
+        .lines()
+        .map(String::from)
+        .collect())
 }
 
 /// The comment of an `iptables -S` line, without quotes.
@@ -844,7 +865,7 @@ mod tests {
     #[test]
     fn run_ids_are_short_and_recognised() {
         for _ in 0..100 {
-            let id = new_run_id();
+            let id = random_run_id();
             assert_eq!(id.len(), 6, "{id}");
             assert!(is_run_id(&id), "{id}");
             // The longest interface name a 100-node run makes must fit IFNAMSIZ - 1.
@@ -910,7 +931,8 @@ mod tests {
 
     #[test]
     fn loopback_refuses_partitions_and_heals_trivially() {
-        let net = Network::create(&new_run_id(), 3, NetMode::Loopback, None).unwrap();
+        let lock = new_run_id().unwrap();
+        let net = Network::create(lock.run_id(), 3, NetMode::Loopback, None).unwrap();
         assert_eq!(net.hosts().len(), 3);
         assert_eq!(net.hosts()[2].name(), "n3");
         assert_eq!(net.hosts()[0].ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));

@@ -59,7 +59,10 @@ pub(crate) fn execute(plan: &RunPlan, opts: &RunOptions) -> Result<Executed, Run
         nodes: dir.join("nodes"),
         keep: opts.keep_data,
     };
-    let run_id = crate::cluster::net::new_run_id();
+    // Held until this function returns, on every path (errors included): while it is held,
+    // `raftcheck clean` leaves this run alone. It is taken before the first resource.
+    let run_lock = crate::cluster::net::new_run_id()?;
+    let run_id = run_lock.run_id().to_string();
     eprintln!(
         "raftcheck: run {run_id}: {} nodes of {}, workload {}, nemesis {}, {} mode ({})",
         plan.cluster.nodes,
