@@ -29,6 +29,8 @@
 //! The binary (`src/main.rs`) only parses flags, calls into these modules and maps the verdict
 //! to an exit code: 0 valid, 1 invalid, 2 bad input, 3 unknown.
 
+#![warn(missing_docs)]
+
 pub mod analysis;
 pub mod checker;
 pub mod client;

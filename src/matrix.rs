@@ -5,6 +5,9 @@
 //! never invalid). `raftcheck matrix` runs every row with several seeds, appends one line per run
 //! (seed, commit, verdict, time to first violation) to a committed JSONL table so the README's
 //! figures can be reproduced row by row, and writes the summary as markdown and JSON.
+//!
+//! Imports [`crate::run`] to carry out runs and [`crate::store`] / [`crate::analysis`] for its
+//! records and figures; never [`crate::report`], which reads the matrix's summaries from the store.
 
 use crate::analysis::first_violation;
 use crate::checker::Verdict;

@@ -6,6 +6,8 @@
 //! search on each in parallel ([`search`]), and for each invalid key shrinks the history to a
 //! small witness ([`shrink`]). Every key keeps its own verdict; the overall verdict merges them
 //! with invalid over unknown over valid, as Jepsen does.
+//!
+//! Imports only [`crate::history`]: the checker is pure and never sees a cluster.
 
 pub mod model;
 pub(crate) mod prepare;

@@ -5,6 +5,9 @@
 //! definite refusal (the request certainly changed nothing: connection refused before sending,
 //! a failed cas compare, "not the leader") is `fail`; anything uncertain (timeout, connection
 //! lost after sending, a 5xx) is `info`.
+//!
+//! Imports only [`crate::history`]: adapters know operations and nodes' addresses, never cluster
+//! specs or the run.
 
 pub mod etcd;
 pub mod http;

@@ -2,6 +2,8 @@
 //!
 //! Where a node runs is hidden behind the small [`host::Host`] trait: a network namespace on
 //! this machine, or plain loopback. Nothing above this module knows which.
+//!
+//! Imports [`crate::client`] (endpoints) and [`crate::spec`] (how to start a node).
 
 pub mod clean;
 pub mod host;

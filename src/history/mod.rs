@@ -19,6 +19,8 @@
 //! completion whose value is not its invocation's, an ok read that does not say what it read,
 //! indices or times against the file order). Files are read and written by [`jsonl`] (the native
 //! format, see DESIGN.md) and [`edn`] (Jepsen's `history.edn`, import and export).
+//!
+//! Imports nothing of the crate: every other part builds on it.
 
 pub mod edn;
 pub mod jsonl;

@@ -5,6 +5,9 @@
 //! drops, built by pure functions here; only the cluster layer turns one into iptables rules.
 //! The schedule is a pure function of (spec, seed, duration, node count): the same seed gives the
 //! same schedule. Which node "leader" means is decided when the fault fires, from the monitor.
+//!
+//! Imports [`crate::cluster`] (grudges) and [`crate::spec`]; the loop that injects faults lives in
+//! [`crate::run`].
 
 use crate::cluster::net::Grudge;
 use crate::spec::nemesis::{FaultKind, NemesisSpec, PartitionKind, Target};

@@ -23,6 +23,9 @@
 //! `{data_dir}`, `{peers}`, `{initial_cluster}`, `{run_id}`. In netns mode every node has its
 //! own IP and uses the spec's ports; in loopback mode all nodes share 127.0.0.1 and node i gets
 //! `port + i - 1` (the run shifts the bases to free ports if needed).
+//!
+//! Imports [`crate::checker`] (model names) and [`crate::client`] (the http adapter's schema and
+//! the adapter registry), nothing that runs.
 
 pub mod nemesis;
 pub mod workload;

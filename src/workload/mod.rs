@@ -5,6 +5,9 @@
 //! counter), so an unobserved write is recognisable and the checker can settle or drop unknown
 //! writes; cas takes its expected value from values recently written or read on that key, so
 //! cas often succeeds instead of failing its compare every time.
+//!
+//! Imports [`crate::history`], [`crate::client`], [`crate::spec`] and [`crate::store`] (the history
+//! sink).
 
 pub mod runner;
 
