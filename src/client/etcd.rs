@@ -20,8 +20,8 @@
 //! like every status but 400 (a malformed request, never executed), which is `fail`.
 
 use super::transport::{
-    base_url, bounded, cas_pair, exchange, key_of, new_client, parse_host_port, send_failed,
-    snippet, status_within, Answer, StatusError, Tracker, DEFAULT_KEY,
+    base_url, bounded, cas_pair, exchange, fetch_ok, key_of, new_client, parse_host_port,
+    send_failed, snippet, status_within, Answer, StatusError, Tracker, DEFAULT_KEY,
 };
 use super::{Adapter, ClientError, Completion, Endpoint, NodeStatus, Request, Role};
 use crate::history::{Fun, Value, MISMATCH};
@@ -377,14 +377,7 @@ impl EtcdAdapter {
         let rb = self
             .client
             .get(format!("{}/debug/vars", base_url(&ep.addr)));
-        let a = exchange(rb).await?;
-        if a.status != 200 {
-            return Err(StatusError::Unreadable(format!(
-                "/debug/vars answered {}: {}",
-                a.status,
-                snippet(&a.body)
-            )));
-        }
+        let a = fetch_ok(rb, "/debug/vars").await?;
         let rs = decode_debug_vars(&a.body).map_err(StatusError::Unreadable)?;
         let leader = if rs.lead == 0 {
             None

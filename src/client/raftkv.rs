@@ -14,7 +14,7 @@
 
 use super::transport::{
     base_url, bounded, cas_pair, encode_segment, endpoint_by_addr, endpoint_by_id, exchange,
-    follow_one_redirect, key_of, new_client, send_failed, snippet, status_within, Answer,
+    fetch_ok, follow_one_redirect, key_of, new_client, send_failed, snippet, status_within, Answer,
     SendError, StatusError, Step, Tracker, DEFAULT_KEY,
 };
 use super::{
@@ -223,14 +223,7 @@ impl Adapter for RaftkvAdapter {
             .get(node)
             .ok_or_else(|| StatusError::Unsupported(format!("no node {node}")))?;
         let rb = self.client.get(format!("{}/status", base_url(&ep.addr)));
-        let a = status_within(timeout, async { Ok(exchange(rb).await?) }).await?;
-        if a.status != 200 {
-            return Err(StatusError::Unreadable(format!(
-                "status answered {}: {}",
-                a.status,
-                snippet(&a.body)
-            )));
-        }
+        let a = status_within(timeout, fetch_ok(rb, "/status")).await?;
         read_status(&a.body, &self.endpoints).map_err(StatusError::Unreadable)
     }
 
@@ -293,11 +286,7 @@ mod tests {
     }
 
     fn answer(status: u16, body: &str) -> Answer {
-        Answer {
-            status,
-            location: None,
-            body: body.as_bytes().to_vec(),
-        }
+        Answer::of(status, body)
     }
 
     fn req(f: Fun, value: Value) -> Request {

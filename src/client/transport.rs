@@ -337,3 +337,32 @@ where
         .await
         .map_err(|_| StatusError::NoAnswer(timeout))?
 }
+
+/// Send a status request and insist on a 2xx answer, the first half of every adapter's status
+/// call; `what` names the endpoint in the error ("/status answered 503: ...").
+pub(crate) async fn fetch_ok(
+    rb: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<Answer, StatusError> {
+    let a = exchange(rb).await?;
+    if !(200..300).contains(&a.status) {
+        return Err(StatusError::Unreadable(format!(
+            "{what} answered {}: {}",
+            a.status,
+            snippet(&a.body)
+        )));
+    }
+    Ok(a)
+}
+
+#[cfg(test)]
+impl Answer {
+    /// An answer with no Location header, for adapters' unit tests.
+    pub(crate) fn of(status: u16, body: &str) -> Answer {
+        Answer {
+            status,
+            location: None,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+}

@@ -154,14 +154,7 @@ impl Adapter for HttpAdapter {
                 format!("{}{}", base_url(&ep.addr), s.path),
             )
             .headers(self.plan.headers.clone());
-        let answer = status_within(timeout, async { Ok(exchange(rb).await?) }).await?;
-        if !(200..300).contains(&answer.status) {
-            return Err(StatusError::Unreadable(format!(
-                "status answered {}: {}",
-                answer.status,
-                snippet(&answer.body)
-            )));
-        }
+        let answer = status_within(timeout, fetch_ok(rb, &s.path)).await?;
         Plan::read_status(s, &answer.body, &self.endpoints).map_err(StatusError::Unreadable)
     }
 }
@@ -216,11 +209,7 @@ leader_id = "/leader"
     }
 
     fn answer(status: u16, body: &str) -> Answer {
-        Answer {
-            status,
-            location: None,
-            body: body.as_bytes().to_vec(),
-        }
+        Answer::of(status, body)
     }
 
     fn req(f: Fun, value: Value) -> Request {
