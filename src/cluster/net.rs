@@ -101,12 +101,12 @@ pub type Grudge = BTreeMap<usize, BTreeSet<usize>>;
 /// A fresh random run id: [`RUN_ID_PREFIX`] and four characters of `[a-z0-9]` (6 in all), short
 /// enough that every interface name derived from it fits Linux's 15 characters.
 pub fn new_run_id() -> String {
-    use rand::Rng;
+    use rand::RngExt;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     let mut id = String::from(RUN_ID_PREFIX);
     for _ in 0..4 {
-        id.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
+        id.push(ALPHABET[rng.random_range(0..ALPHABET.len())] as char);
     }
     id
 }

@@ -13,7 +13,7 @@ use crate::checker::Model;
 use crate::client::Request;
 use crate::cluster::spec::{load_toml, SpecError};
 use crate::history::{Fun, Value};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -212,7 +212,7 @@ impl Shared {
             Err(_) => return Value::Null,
         };
         match r.get(key) {
-            Some(q) if !q.is_empty() => q[rng.gen_range(0..q.len())].clone(),
+            Some(q) if !q.is_empty() => q[rng.random_range(0..q.len())].clone(),
             _ => Value::Null,
         }
     }
@@ -252,7 +252,7 @@ impl Generator {
             return self.keys[0].clone();
         }
         let total: f64 = self.weights.iter().sum();
-        let mut x = self.rng.gen_range(0.0..total);
+        let mut x = self.rng.random_range(0.0..total);
         for (i, w) in self.weights.iter().enumerate() {
             if x < *w {
                 return self.keys[i].clone();
@@ -265,7 +265,7 @@ impl Generator {
     /// The next operation.
     pub fn next(&mut self, shared: &Shared) -> Request {
         let total: u32 = self.mix.iter().sum::<u32>().max(1);
-        let mut pick = self.rng.gen_range(0..total);
+        let mut pick = self.rng.random_range(0..total);
         let mut f = Fun::Read;
         for (i, w) in self.mix.iter().enumerate() {
             if pick < *w {
