@@ -31,7 +31,7 @@ A name that is not found is an error listing every place tried (exit 2).";
 #[derive(Parser)]
 #[command(
     name = "raftcheck",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RAFTCHECK_BUILD_COMMIT"), ")"),
     about = "Jepsen-style linearizability testing for Raft servers",
     long_about = "Jepsen-style linearizability testing for Raft servers.\n\n\
         Exit codes: 0 valid, 1 invalid (a violation was found), 2 bad input or a run that \
