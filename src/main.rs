@@ -48,7 +48,7 @@ enum Cmd {
     /// Check history files (history.jsonl or Jepsen history.edn) for linearizability.
     Check(CheckArgs),
     /// Run a test: start a cluster, drive clients while the nemesis injects faults, check.
-    #[command(after_long_help = SPEC_DIRS_HELP)]
+    #[command(after_help = SPEC_DIRS_HELP)]
     Run(Box<RunArgs>),
     /// Re-render the report (report.html, PNG plots) of a finished run directory.
     Report {
@@ -56,7 +56,7 @@ enum Cmd {
         run_dir: PathBuf,
     },
     /// Run the bug-detection matrix: every raftkv bug switch and the controls, several seeds.
-    #[command(after_long_help = SPEC_DIRS_HELP)]
+    #[command(after_help = SPEC_DIRS_HELP)]
     Matrix(MatrixArgs),
     /// Remove what interrupted runs left behind: node processes, namespaces, links, rules.
     Clean,

@@ -119,8 +119,9 @@ impl SpecRoots {
         )
     }
 
-    /// The roots for a given `$RAFTCHECK_SPECS` value, current directory and executable path: a
-    /// pure function of its inputs, so the order is tested without touching the process.
+    /// The roots for a given `$RAFTCHECK_SPECS` value, current directory and executable path.
+    /// It reads nothing of the process (only the file system, to tell duplicates apart), so the
+    /// order is tested with made-up layouts.
     pub fn new(specs_env: Option<&OsStr>, cwd: &Path, exe: Option<&Path>) -> Self {
         let mut candidates: Vec<PathBuf> = Vec::new();
         if let Some(v) = specs_env {
