@@ -31,6 +31,12 @@
 
 #![warn(missing_docs)]
 
+/// The git commit this build of raftcheck was made from, captured by `build.rs`: 12 hex digits,
+/// `-dirty` appended when tracked files differed from it, or `unknown` when not built from a git
+/// checkout. Recorded with every matrix run and shown by `raftcheck --version`, so a result
+/// names the code that produced it rather than whatever checkout is current when it runs.
+pub const BUILD_COMMIT: &str = env!("RAFTCHECK_BUILD_COMMIT");
+
 pub mod analysis;
 pub mod checker;
 pub mod client;

@@ -12,10 +12,26 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// Where named specs are found (`raftcheck::spec::SpecRoots`), for `run --help` and
+/// `matrix --help`.
+const SPEC_DIRS_HELP: &str = "\
+Spec directories: a name NAME for --cluster (or --workload, --nemesis, the matrix's --spec) is
+looked up as clusters/NAME.toml (workloads/, nemesis/; matrix.toml itself) in the first of these
+that has it:
+  1. each directory in $RAFTCHECK_SPECS (':'-separated, like PATH)
+  2. the current directory
+  3. the directory of the raftcheck executable
+  4. ../share/raftcheck beside it (an install: PREFIX/bin/raftcheck, PREFIX/share/raftcheck/clusters/)
+  5. up to three directories above the executable's (a checkout's target/release/raftcheck finds
+     the checkout two levels up)
+For --cluster, --workload and --nemesis a value ending in .toml or containing a '/' is a path,
+taken as given (relative to the current directory); for the matrix's --spec, a value with a '/'.
+A name that is not found is an error listing every place tried (exit 2).";
+
 #[derive(Parser)]
 #[command(
     name = "raftcheck",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RAFTCHECK_BUILD_COMMIT"), ")"),
     about = "Jepsen-style linearizability testing for Raft servers",
     long_about = "Jepsen-style linearizability testing for Raft servers.\n\n\
         Exit codes: 0 valid, 1 invalid (a violation was found), 2 bad input or a run that \
@@ -32,6 +48,7 @@ enum Cmd {
     /// Check history files (history.jsonl or Jepsen history.edn) for linearizability.
     Check(CheckArgs),
     /// Run a test: start a cluster, drive clients while the nemesis injects faults, check.
+    #[command(after_help = SPEC_DIRS_HELP)]
     Run(Box<RunArgs>),
     /// Re-render the report (report.html, PNG plots) of a finished run directory.
     Report {
@@ -39,6 +56,7 @@ enum Cmd {
         run_dir: PathBuf,
     },
     /// Run the bug-detection matrix: every raftkv bug switch and the controls, several seeds.
+    #[command(after_help = SPEC_DIRS_HELP)]
     Matrix(MatrixArgs),
     /// Remove what dead runs left behind (node processes, namespaces, links, rules, lock files);
     /// runs still going are skipped and listed. Exits 2 if something could not be removed.
@@ -61,13 +79,16 @@ enum Cmd {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Cluster spec: a name under clusters/ (raftkv, etcd, ...) or a path to a .toml file.
+    /// Cluster spec: a name (raftkv, etcd, raftkv-http, ...) found as clusters/NAME.toml in the
+    /// spec directories (see below), or a path (ending in .toml or containing a '/').
     #[arg(long, default_value = "raftkv")]
     cluster: String,
-    /// Workload spec: a name under workloads/ (register, cas-register, kv, list-append) or a path.
+    /// Workload spec: a name (register, cas-register, kv, list-append) found as
+    /// workloads/NAME.toml in the spec directories (see below), or a path.
     #[arg(long, default_value = "register")]
     workload: String,
-    /// Nemesis spec: a name under nemesis/ (none, kill, pause, partition, all) or a path.
+    /// Nemesis spec: a name (none, kill, pause, partition, member, all, ...) found as
+    /// nemesis/NAME.toml in the spec directories (see below), or a path.
     #[arg(long, default_value = "all")]
     nemesis: String,
     /// Length of the fault phase in seconds (default: the workload's, 30 s in the shipped ones).
@@ -116,9 +137,10 @@ struct RunArgs {
 
 #[derive(Args)]
 struct MatrixArgs {
-    /// Matrix spec.
+    /// Matrix spec: a file name searched in the spec directories (see below), or a path (with
+    /// a '/', e.g. ./my-matrix.toml). Its rows name clusters, workloads and nemeses the same way.
     #[arg(long, default_value = "matrix.toml")]
-    spec: PathBuf,
+    spec: String,
     /// Only these rows (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     rows: Vec<String>,
@@ -490,11 +512,7 @@ fn on_signals() -> Result<std::sync::Arc<raftcheck::run::Interrupt>> {
 
 fn cmd_matrix(args: MatrixArgs) -> Result<i32> {
     use raftcheck::matrix::{self, MatrixOptions, MatrixSpec};
-    let spec_path = if args.spec.is_file() {
-        args.spec.clone()
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(&args.spec)
-    };
+    let spec_path = raftcheck::spec::resolve_file("matrix", &args.spec)?;
     let spec = MatrixSpec::load(&spec_path)?;
     let out = args.results.join("matrix").join(report::timestamp());
     let interrupt = on_signals()?;

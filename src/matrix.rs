@@ -195,23 +195,12 @@ pub struct MatrixOptions {
     pub interrupt: std::sync::Arc<run::Interrupt>,
 }
 
-fn git_commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// Run the selected rows; returns every run's record.
 pub fn run_matrix(
     spec: &MatrixSpec,
     opts: &MatrixOptions,
 ) -> Result<Vec<RunRecord>, std::io::Error> {
-    let commit = git_commit();
+    let commit = crate::BUILD_COMMIT.to_string();
     let mut records = Vec::new();
     let mut table = match &opts.record {
         Some(p) => {
@@ -376,6 +365,26 @@ mod tests {
             finding: t.map(|_| "stale read".into()),
             dir: String::new(),
         }
+    }
+
+    #[test]
+    fn the_build_commit_is_the_checkouts_head_or_unknown() {
+        let c = crate::BUILD_COMMIT;
+        let hash = c.strip_suffix("-dirty").unwrap_or(c);
+        if hash == "unknown" || std::env::var_os("RAFTCHECK_BUILD_COMMIT").is_some() {
+            return; // not built from git, or told the commit by the packager
+        }
+        assert!(
+            hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{c}"
+        );
+        // build.rs reruns when HEAD moves, so this test binary carries the current HEAD.
+        let head = std::process::Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("git ran for build.rs, so it runs here");
+        assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), hash);
     }
 
     #[test]

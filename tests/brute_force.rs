@@ -20,8 +20,8 @@ mod common;
 use common::{jsonl, linearizable, linearizable_memo, ops_of};
 use raftcheck::checker::{check, CheckOptions, CheckResult, Model, Verdict};
 use raftcheck::history::{pair, unpair, Event, EventType, Fun, Op, Outcome, Source, Value};
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::seq::IndexedRandom;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use std::collections::HashMap;
@@ -98,13 +98,13 @@ impl Gen<'_> {
 
     fn fresh(&mut self, key: &Option<String>) -> Value {
         let n = if self.shape.repeat {
-            self.rng.gen_range(1..=3)
+            self.rng.random_range(1..=3)
         } else {
             let n = self.next_value.entry(key.clone()).or_insert(0);
             *n += 1;
             *n
         };
-        if self.shape.strings && self.rng.gen_bool(0.5) {
+        if self.shape.strings && self.rng.random_bool(0.5) {
             json!(n.to_string())
         } else {
             json!(n)
@@ -113,7 +113,7 @@ impl Gen<'_> {
 
     fn new_op(&mut self) -> (Fun, Option<String>, Value) {
         let key = self.keys.choose(self.rng).expect("keys").clone();
-        let x: f64 = self.rng.gen();
+        let x: f64 = self.rng.random();
         let f = match self.shape.model {
             Model::Register if x < 0.5 => Fun::Read,
             Model::Register => Fun::Write,
@@ -131,7 +131,7 @@ impl Gen<'_> {
                 v
             }
             Fun::Cas => {
-                let y: f64 = self.rng.gen();
+                let y: f64 = self.rng.random();
                 let seen = self.written.get(&key).cloned().unwrap_or_default();
                 let expected = if y < 0.4 && !seen.is_empty() {
                     seen.choose(self.rng).expect("non-empty").clone()
@@ -140,7 +140,7 @@ impl Gen<'_> {
                 } else if y < 0.8 {
                     self.state.get(&key).cloned().unwrap_or(Value::Null)
                 } else {
-                    json!(self.rng.gen_range(1..=4))
+                    json!(self.rng.random_range(1..=4))
                 };
                 let new = self.fresh(&key);
                 self.written
@@ -162,7 +162,7 @@ impl Gen<'_> {
                 op.result = match cur {
                     Some(v) => v,
                     // An absent list reads as [] or null: both mean empty.
-                    None if self.list() && self.rng.gen_bool(0.7) => json!([]),
+                    None if self.list() && self.rng.random_bool(0.7) => json!([]),
                     None => Value::Null,
                 };
             }
@@ -210,17 +210,18 @@ fn renumber(evs: &mut [Event]) {
 /// A history of a simulated linearizable store: each op takes effect at one instant inside its
 /// interval (or, for info and unfinished ops, at any instant after its invoke, or never).
 fn simulate(rng: &mut ChaCha8Rng, shape: Shape) -> Vec<Event> {
-    let nkeys = rng.gen_range(1..=3);
-    let keys: Vec<Option<String>> = if nkeys == 1 && shape.model != Model::Kv && rng.gen_bool(0.5) {
-        vec![None]
-    } else {
-        (0..nkeys).map(|i| Some(format!("k{i}"))).collect()
-    };
-    let nops = rng.gen_range(shape.min_ops..=shape.max_ops);
+    let nkeys = rng.random_range(1..=3);
+    let keys: Vec<Option<String>> =
+        if nkeys == 1 && shape.model != Model::Kv && rng.random_bool(0.5) {
+            vec![None]
+        } else {
+            (0..nkeys).map(|i| Some(format!("k{i}"))).collect()
+        };
+    let nops = rng.random_range(shape.min_ops..=shape.max_ops);
     let nslots = if shape.overlap {
         nops
     } else {
-        rng.gen_range(1..=shape.max_slots)
+        rng.random_range(1..=shape.max_slots)
     };
     let mut g = Gen {
         rng,
@@ -263,7 +264,7 @@ fn simulate(rng: &mut ChaCha8Rng, shape: Shape) -> Vec<Event> {
             break;
         }
         // Pick an action: invoke / apply / complete.
-        let choice = if can_invoke && (g.shape.overlap || g.rng.gen_bool(0.4)) {
+        let choice = if can_invoke && (g.shape.overlap || g.rng.random_bool(0.4)) {
             0
         } else {
             let mut options = Vec::new();
@@ -286,7 +287,7 @@ fn simulate(rng: &mut ChaCha8Rng, shape: Shape) -> Vec<Event> {
             0 => {
                 let slot = *idle.choose(g.rng).expect("idle slot");
                 let (f, key, arg) = g.new_op();
-                let x: f64 = g.rng.gen();
+                let x: f64 = g.rng.random();
                 let unknown = live
                     .iter()
                     .filter(|o| matches!(o.fate, Fate::Info | Fate::Never))
@@ -308,7 +309,7 @@ fn simulate(rng: &mut ChaCha8Rng, shape: Shape) -> Vec<Event> {
                 let will_apply = match fate {
                     Fate::Normal => true,
                     Fate::Fail => false,
-                    Fate::Info | Fate::Never => g.rng.gen_bool(0.5),
+                    Fate::Info | Fate::Never => g.rng.random_bool(0.5),
                 };
                 let op = Live {
                     process: slot_process[slot],
@@ -343,7 +344,7 @@ fn simulate(rng: &mut ChaCha8Rng, shape: Shape) -> Vec<Event> {
                 let e = match (op.fate, op.f) {
                     (Fate::Normal, Fun::Read) => ev(EventType::Ok, op, op.result.clone(), None),
                     (Fate::Normal, Fun::Cas) if !op.cas_ok => {
-                        let err = if g.rng.gen_bool(0.7) {
+                        let err = if g.rng.random_bool(0.7) {
                             Some("mismatch")
                         } else {
                             None
@@ -400,30 +401,30 @@ fn values_in(evs: &[Event]) -> Vec<Value> {
 /// Change a list as a buggy store might: lose, reorder, duplicate or invent an element.
 fn mutate_list(rng: &mut ChaCha8Rng, items: &[Value], pool: &[Value]) -> Value {
     let mut items = items.to_vec();
-    match rng.gen_range(0..6) {
+    match rng.random_range(0..6) {
         0 if !items.is_empty() => {
-            let i = rng.gen_range(0..items.len());
+            let i = rng.random_range(0..items.len());
             items.remove(i);
         }
         1 if items.len() >= 2 => {
-            let i = rng.gen_range(0..items.len() - 1);
+            let i = rng.random_range(0..items.len() - 1);
             items.swap(i, i + 1);
         }
         2 if !items.is_empty() => {
-            let i = rng.gen_range(0..items.len());
+            let i = rng.random_range(0..items.len());
             let x = items[i].clone();
             items.push(x);
         }
         3 => {
             let x = pool.choose(rng).cloned().unwrap_or(json!(99));
             if !x.is_null() {
-                let i = rng.gen_range(0..=items.len());
+                let i = rng.random_range(0..=items.len());
                 items.insert(i, x);
             }
         }
         4 => items.reverse(),
         _ => {
-            return if rng.gen_bool(0.5) {
+            return if rng.random_bool(0.5) {
                 Value::Null
             } else {
                 json!([])
@@ -450,7 +451,7 @@ fn mutate_once(rng: &mut ChaCha8Rng, evs: &[Event], list: bool) -> Option<Vec<Ev
     if n == 0 {
         return None;
     }
-    match rng.gen_range(0..6) {
+    match rng.random_range(0..6) {
         // Change the value an ok read returned.
         0 => {
             let reads: Vec<usize> = (0..n)
@@ -471,7 +472,7 @@ fn mutate_once(rng: &mut ChaCha8Rng, evs: &[Event], list: bool) -> Option<Vec<Ev
         // Swap the values of two writes/appends/cas ops (both invoke and completion), or of two
         // reads' results.
         1 => {
-            let pick_reads = rng.gen_bool(0.3);
+            let pick_reads = rng.random_bool(0.3);
             let ops = ops_of(&evs);
             let cands: Vec<&Op> = ops
                 .iter()
@@ -486,8 +487,8 @@ fn mutate_once(rng: &mut ChaCha8Rng, evs: &[Event], list: bool) -> Option<Vec<Ev
             if cands.len() < 2 {
                 return None;
             }
-            let a = cands[rng.gen_range(0..cands.len())];
-            let b = cands[rng.gen_range(0..cands.len())];
+            let a = cands[rng.random_range(0..cands.len())];
+            let b = cands[rng.random_range(0..cands.len())];
             if a.id == b.id || a.value == b.value || (a.f == Fun::Cas) != (b.f == Fun::Cas) {
                 return None;
             }
@@ -542,8 +543,8 @@ fn mutate_once(rng: &mut ChaCha8Rng, evs: &[Event], list: bool) -> Option<Vec<Ev
         }
         // Shift an interval: move one event elsewhere (pairing decides if the result is sane).
         3 => {
-            let i = rng.gen_range(0..n);
-            let j = rng.gen_range(0..n);
+            let i = rng.random_range(0..n);
+            let j = rng.random_range(0..n);
             if i == j {
                 return None;
             }
@@ -575,8 +576,8 @@ fn mutate_once(rng: &mut ChaCha8Rng, evs: &[Event], list: bool) -> Option<Vec<Ev
                 .map(|v| (*v).clone())?;
             let nv = if o.f == Fun::Cas {
                 let mut a = o.value.as_array().cloned()?;
-                let k = rng.gen_range(0..2);
-                a[k] = if k == 0 && rng.gen_bool(0.3) {
+                let k = rng.random_range(0..2);
+                a[k] = if k == 0 && rng.random_bool(0.3) {
                     Value::Null
                 } else {
                     v
@@ -602,7 +603,7 @@ fn mutate_once(rng: &mut ChaCha8Rng, evs: &[Event], list: bool) -> Option<Vec<Ev
 /// Apply one or two mutations (bounded retries).
 fn mutate(rng: &mut ChaCha8Rng, evs: &[Event], list: bool) -> Vec<Event> {
     let mut cur = evs.to_vec();
-    let want = rng.gen_range(1..=2);
+    let want = rng.random_range(1..=2);
     let mut done = 0;
     for _attempt in 0..40 {
         if done == want {
@@ -793,8 +794,8 @@ fn run(plan: Plan) -> (usize, usize) {
             Shape {
                 model,
                 overlap: false,
-                repeat: rng.gen_bool(0.3),
-                strings: rng.gen_bool(0.1),
+                repeat: rng.random_bool(0.3),
+                strings: rng.random_bool(0.1),
                 min_ops: 65,
                 max_ops: 140,
                 max_slots: 3,
@@ -804,9 +805,9 @@ fn run(plan: Plan) -> (usize, usize) {
         } else {
             Shape {
                 model,
-                overlap: rng.gen_bool(0.25),
-                repeat: rng.gen_bool(0.3),
-                strings: rng.gen_bool(0.15),
+                overlap: rng.random_bool(0.25),
+                repeat: rng.random_bool(0.3),
+                strings: rng.random_bool(0.15),
                 min_ops: 1,
                 max_ops: MAX_OPS,
                 max_slots: 4,
@@ -826,7 +827,7 @@ fn run(plan: Plan) -> (usize, usize) {
         }
         let evs = if !mutated {
             base
-        } else if rng.gen_bool(0.2) {
+        } else if rng.random_bool(0.2) {
             mutate(&mut rng, &base, list)
         } else {
             // Seek a violation: most single mutations of a small history stay linearizable.

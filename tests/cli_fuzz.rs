@@ -24,7 +24,7 @@ mod common;
 use raftcheck::checker::synth::{synth, SynthSpec};
 use raftcheck::checker::Model;
 use raftcheck::history::{self, edn, jsonl, EventType, Fun, Value};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -43,43 +43,43 @@ fn env(name: &str, default: u64) -> u64 {
 
 /// A small valid history (few enough ops for the exhaustive oracle), as text in one format.
 fn base_history(rng: &mut ChaCha8Rng, as_edn: bool) -> Vec<u8> {
-    let list = rng.gen_bool(0.3);
+    let list = rng.random_bool(0.3);
     let spec = SynthSpec {
-        workers: rng.gen_range(2..=3),
-        ops: rng.gen_range(3..=7),
-        keys: rng.gen_range(1..=2),
-        small_values: if rng.gen_bool(0.5) { Some(3) } else { None },
+        workers: rng.random_range(2..=3),
+        ops: rng.random_range(3..=7),
+        keys: rng.random_range(1..=2),
+        small_values: if rng.random_bool(0.5) { Some(3) } else { None },
         mix: if list { [1, 0, 0, 1] } else { [2, 2, 1, 0] },
         info_rate: 0.2,
         read_info_rate: 0.1,
         mismatch: true,
-        seed: rng.gen(),
+        seed: rng.random(),
     };
     let mut events = history::unpair(&synth(&spec));
     // Half the time, first change what some reads returned (still well-formed): the damage
     // that makes a history non-linearizable rather than unreadable.
-    if rng.gen_bool(0.5) {
-        for _ in 0..rng.gen_range(1..=2) {
+    if rng.random_bool(0.5) {
+        for _ in 0..rng.random_range(1..=2) {
             let reads: Vec<usize> = (0..events.len())
                 .filter(|&i| events[i].f == Fun::Read && events[i].kind == EventType::Ok)
                 .collect();
             if reads.is_empty() {
                 break;
             }
-            let e = &mut events[reads[rng.gen_range(0..reads.len())]];
-            e.value = match (&e.value, rng.gen_range(0..3)) {
+            let e = &mut events[reads[rng.random_range(0..reads.len())]];
+            e.value = match (&e.value, rng.random_range(0..3)) {
                 (Value::Array(items), 0) if !items.is_empty() => {
                     let mut items = items.clone();
-                    items.swap_remove(rng.gen_range(0..items.len()));
+                    items.swap_remove(rng.random_range(0..items.len()));
                     Value::Array(items)
                 }
                 (Value::Array(items), _) => {
                     let mut items = items.clone();
-                    items.push(Value::from(rng.gen_range(0..4u64)));
+                    items.push(Value::from(rng.random_range(0..4u64)));
                     Value::Array(items)
                 }
                 (_, 0) => Value::Null,
-                _ => Value::from(rng.gen_range(0..4u64)),
+                _ => Value::from(rng.random_range(0..4u64)),
             };
         }
     }
@@ -95,10 +95,10 @@ fn base_history(rng: &mut ChaCha8Rng, as_edn: bool) -> Vec<u8> {
 /// Bytes a mutation inserts: mostly the ones that change meaning in these formats.
 fn interesting_byte(rng: &mut ChaCha8Rng) -> u8 {
     const SPECIAL: &[u8] = b"0123456789-.,:[]{}\"\\ \nnulltrue:;#";
-    if rng.gen_bool(0.8) {
-        SPECIAL[rng.gen_range(0..SPECIAL.len())]
+    if rng.random_bool(0.8) {
+        SPECIAL[rng.random_range(0..SPECIAL.len())]
     } else {
-        rng.gen()
+        rng.random()
     }
 }
 
@@ -108,19 +108,19 @@ fn mutate_once(rng: &mut ChaCha8Rng, bytes: &mut Vec<u8>) -> String {
         bytes.push(interesting_byte(rng));
         return "insert into empty".into();
     }
-    let at = rng.gen_range(0..bytes.len());
+    let at = rng.random_range(0..bytes.len());
     let digits: Vec<usize> = (0..bytes.len())
         .filter(|&i| bytes[i].is_ascii_digit())
         .collect();
-    if !digits.is_empty() && rng.gen_bool(0.6) {
+    if !digits.is_empty() && rng.random_bool(0.6) {
         // A changed digit keeps the file parseable but changes a value, a process, an index or
         // a time: the damage that reaches the checker rather than the parser.
-        let i = digits[rng.gen_range(0..digits.len())];
-        let d = b'0' + rng.gen_range(0..10u8);
+        let i = digits[rng.random_range(0..digits.len())];
+        let d = b'0' + rng.random_range(0..10u8);
         bytes[i] = d;
         return format!("set digit at {i} to {}", d as char);
     }
-    match rng.gen_range(0..7) {
+    match rng.random_range(0..7) {
         0 => {
             let b = interesting_byte(rng);
             bytes[at] = b;
@@ -131,7 +131,7 @@ fn mutate_once(rng: &mut ChaCha8Rng, bytes: &mut Vec<u8>) -> String {
             format!("insert at {at}")
         }
         2 => {
-            let end = (at + rng.gen_range(1..=8)).min(bytes.len());
+            let end = (at + rng.random_range(1..=8)).min(bytes.len());
             bytes.drain(at..end);
             format!("delete {at}..{end}")
         }
@@ -143,7 +143,7 @@ fn mutate_once(rng: &mut ChaCha8Rng, bytes: &mut Vec<u8>) -> String {
             let mut lines: Vec<Vec<u8>> =
                 bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
             let n = lines.len();
-            let (i, j) = (rng.gen_range(0..n), rng.gen_range(0..n));
+            let (i, j) = (rng.random_range(0..n), rng.random_range(0..n));
             let what = match kind {
                 4 | 5 => {
                     lines.swap(i, j);
@@ -294,8 +294,8 @@ fn fuzz(as_edn: bool, first_seed: u64) {
         let seed = seed0 + case;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut bytes = base_history(&mut rng, as_edn);
-        let damage = if rng.gen_bool(0.7) {
-            rng.gen_range(1..=3)
+        let damage = if rng.random_bool(0.7) {
+            rng.random_range(1..=3)
         } else {
             0
         };

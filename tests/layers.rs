@@ -121,6 +121,10 @@ fn every_module_imports_only_what_the_dependency_rule_allows() {
     let mut broken = Vec::new();
     for (module, ok) in &allowed {
         for dep in imports(&code_of(module)) {
+            // Items at the crate root (`crate::BUILD_COMMIT`) belong to no layer.
+            if !allowed.contains_key(dep.as_str()) {
+                continue;
+            }
             if dep != *module && !ok.contains(dep.as_str()) {
                 broken.push(format!("{module} imports {dep}"));
             }

@@ -7,7 +7,7 @@
 //! (Jepsen's rule), which is what makes real histories hard.
 
 use crate::history::{Fun, Op, Outcome, Value};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 
@@ -97,7 +97,7 @@ pub fn synth(spec: &SynthSpec) -> Vec<Op> {
     for _ in 0..spec.ops {
         // The worker that is free first goes next.
         let w = (0..workers).min_by_key(|&w| clock[w]).unwrap_or(0);
-        let mut pick = rng.gen_range(0..total);
+        let mut pick = rng.random_range(0..total);
         let mut f = Fun::Read;
         for (i, weight) in spec.mix.iter().enumerate() {
             if pick < *weight {
@@ -107,7 +107,7 @@ pub fn synth(spec: &SynthSpec) -> Vec<Op> {
             pick -= weight;
         }
         let mut value = || match spec.small_values {
-            Some(n) => rng.gen_range(0..n.max(1)),
+            Some(n) => rng.random_range(0..n.max(1)),
             None => {
                 next_unique += 1;
                 next_unique
@@ -118,18 +118,18 @@ pub fn synth(spec: &SynthSpec) -> Vec<Op> {
             Fun::Cas => Value::from(vec![Value::from(value()), Value::from(value())]),
             _ => Value::from(value()),
         };
-        let invoke = clock[w] + rng.gen_range(10_000..200_000);
-        let latency = rng.gen_range(500_000..5_000_000);
-        let lin = invoke + rng.gen_range(1..latency);
+        let invoke = clock[w] + rng.random_range(10_000..200_000);
+        let latency = rng.random_range(500_000..5_000_000);
+        let lin = invoke + rng.random_range(1..latency);
         let ret = invoke + latency;
         let rate = if f == Fun::Read {
             spec.read_info_rate
         } else {
             spec.info_rate
         };
-        let info = rng.gen_bool(rate.clamp(0.0, 1.0));
-        let took_effect = !info || rng.gen_bool(0.5);
-        let key = rng.gen_range(0..spec.keys.max(1));
+        let info = rng.random_bool(rate.clamp(0.0, 1.0));
+        let took_effect = !info || rng.random_bool(0.5);
+        let key = rng.random_range(0..spec.keys.max(1));
         plan.push(Planned {
             worker: w,
             process: process[w],
@@ -159,7 +159,7 @@ pub fn synth(spec: &SynthSpec) -> Vec<Op> {
     for &i in &order {
         let p = &mut plan[i];
         let cur = regs.get(&p.key).cloned().unwrap_or(Value::Null);
-        if p.f == Fun::Cas && rng.gen_bool(0.5) {
+        if p.f == Fun::Cas && rng.random_bool(0.5) {
             if let Value::Array(a) = &mut p.arg {
                 a[0] = cur.clone();
             }

@@ -339,8 +339,8 @@ impl EtcdAdapter {
                     // Someone else changed the key first: nothing applied; try again.
                     track.set_noop(true);
                     let jitter_ms = {
-                        use rand::Rng as _;
-                        rand::thread_rng().gen_range(0..=u64::from(attempt.min(20)))
+                        use rand::RngExt as _;
+                        rand::rng().random_range(0..=u64::from(attempt.min(20)))
                     };
                     tokio::time::sleep(Duration::from_millis(jitter_ms)).await;
                 }

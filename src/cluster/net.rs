@@ -111,12 +111,12 @@ pub fn new_run_id() -> Result<RunLock, ClusterError> {
 
 /// A random run id, not checked against anything ([`new_run_id`] does that).
 pub(crate) fn random_run_id() -> String {
-    use rand::Rng;
+    use rand::RngExt;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     let mut id = String::from(RUN_ID_PREFIX);
     for _ in 0..4 {
-        id.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
+        id.push(ALPHABET[rng.random_range(0..ALPHABET.len())] as char);
     }
     id
 }

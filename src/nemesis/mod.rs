@@ -12,7 +12,7 @@
 use crate::cluster::net::Grudge;
 use crate::spec::nemesis::{FaultKind, NemesisSpec, PartitionKind, Target};
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,7 +81,7 @@ fn jittered(rng: &mut ChaCha8Rng, mean: f64, jitter: f64) -> f64 {
     if jitter <= 0.0 {
         return mean;
     }
-    mean * (1.0 + rng.gen_range(-jitter..=jitter))
+    mean * (1.0 + rng.random_range(-jitter..=jitter))
 }
 
 /// The seeded schedule: alternate healthy and faulty periods until `duration` seconds, the
@@ -141,16 +141,16 @@ pub fn schedule(
             .iter()
             .map(|kind| match kind {
                 FaultKind::Kill => Action::Kill {
-                    target: spec.targets[rng.gen_range(0..spec.targets.len())],
+                    target: spec.targets[rng.random_range(0..spec.targets.len())],
                 },
                 FaultKind::Pause => Action::Pause {
-                    target: spec.targets[rng.gen_range(0..spec.targets.len())],
+                    target: spec.targets[rng.random_range(0..spec.targets.len())],
                 },
                 FaultKind::Partition => Action::Partition {
-                    shape: shapes[rng.gen_range(0..shapes.len())],
+                    shape: shapes[rng.random_range(0..shapes.len())],
                 },
                 FaultKind::Member => Action::Member {
-                    target: match spec.targets[rng.gen_range(0..spec.targets.len())] {
+                    target: match spec.targets[rng.random_range(0..spec.targets.len())] {
                         Target::Leader => Target::Leader,
                         _ => Target::Random,
                     },

@@ -23,6 +23,7 @@
 //! `{data_dir}`, `{peers}`, `{initial_cluster}`, `{run_id}`. In netns mode every node has its
 //! own IP and uses the spec's ports; in loopback mode all nodes share 127.0.0.1 and node i gets
 //! `port + i - 1` (the run shifts the bases to free ports if needed).
+
 //!
 //! Imports [`crate::checker`] (model names) and [`crate::client`] (the http adapter's schema and
 //! the adapter registry), nothing that runs.
@@ -32,6 +33,7 @@ pub mod workload;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 /// A bad spec file or value; the message names the file and the field.
@@ -87,48 +89,174 @@ pub(crate) fn load_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, 
     })
 }
 
-/// Find a spec by path or by name under `dir` (e.g. `clusters/`), looking in the current
-/// directory and next to the executable's workspace.
-pub(crate) fn resolve(kind: &'static str, dir: &str, name: &str) -> Result<PathBuf, SpecError> {
-    let direct = PathBuf::from(name);
-    if name.ends_with(".toml") || name.contains('/') {
-        return if direct.is_file() {
-            Ok(direct)
-        } else {
-            Err(SpecError::NotFound {
-                kind,
-                name: name.to_string(),
-                tried: direct.display().to_string(),
-            })
-        };
-    }
-    let mut tried = Vec::new();
-    for root in spec_roots() {
-        let p = root.join(dir).join(format!("{name}.toml"));
-        if p.is_file() {
-            return Ok(p);
-        }
-        tried.push(p.display().to_string());
-    }
-    Err(SpecError::NotFound {
-        kind,
-        name: name.to_string(),
-        tried: tried.join(", "),
-    })
+/// The environment variable naming directories searched for named specs before the defaults:
+/// one or more directories, `:`-separated as in `PATH`, each laid out like the repository
+/// (`clusters/`, `workloads/`, `nemesis/`, `matrix.toml`). It lets an install or a CI job point
+/// raftcheck at its own specs without changing directory, and still find the shipped ones.
+pub const SPECS_ENV: &str = "RAFTCHECK_SPECS";
+
+/// How many directories above the executable's own are searched. Three reach a checkout's root
+/// from `target/release/raftcheck` (two up) and from test binaries in `target/release/deps/`
+/// (three up), without wandering far up an unrelated tree.
+const EXE_ANCESTORS: usize = 3;
+
+/// The directories in which named specs are looked up, in order (the first that has the file
+/// wins):
+///
+/// 1. every directory in `$RAFTCHECK_SPECS`;
+/// 2. the current directory;
+/// 3. the running executable's directory;
+/// 4. `../share/raftcheck` beside it (an install: `PREFIX/bin/raftcheck` and
+///    `PREFIX/share/raftcheck/clusters/`);
+/// 5. up to three directories above the executable's (a checkout: `target/release/raftcheck`
+///    finds the checkout's `clusters/` two levels up).
+///
+/// Never the source tree the binary was compiled in: a shipped binary must not depend on a
+/// checkout that may be gone or be a different version. A directory reached twice (the current
+/// directory is often the checkout) is searched, and listed, once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecRoots {
+    /// The directories, in search order, without duplicates.
+    roots: Vec<PathBuf>,
 }
 
-/// Where named specs live: the current directory, then the source tree the binary was built
-/// from (so `target/release/raftcheck run` works from anywhere inside a checkout).
-fn spec_roots() -> Vec<PathBuf> {
-    let mut roots = vec![PathBuf::from(".")];
-    if let Ok(exe) = std::env::current_exe() {
-        // target/<profile>/raftcheck -> the workspace root.
-        if let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
-            roots.push(root.to_path_buf());
-        }
+impl SpecRoots {
+    /// The roots of this process: `$RAFTCHECK_SPECS`, the current directory, the executable.
+    pub fn from_env() -> Self {
+        let exe = std::env::current_exe().ok();
+        Self::new(
+            std::env::var_os(SPECS_ENV).as_deref(),
+            Path::new("."),
+            exe.as_deref(),
+        )
     }
-    roots.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+
+    /// The roots for a given `$RAFTCHECK_SPECS` value, current directory and executable path.
+    /// It reads nothing of the process (only the file system, to tell duplicates apart), so the
+    /// order is tested with made-up layouts.
+    pub fn new(specs_env: Option<&OsStr>, cwd: &Path, exe: Option<&Path>) -> Self {
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        if let Some(v) = specs_env {
+            candidates.extend(std::env::split_paths(v).filter(|p| !p.as_os_str().is_empty()));
+        }
+        candidates.push(cwd.to_path_buf());
+        if let Some(dir) = exe.and_then(Path::parent) {
+            candidates.push(dir.to_path_buf());
+            if let Some(prefix) = dir.parent() {
+                candidates.push(prefix.join("share").join("raftcheck"));
+            }
+            candidates.extend(
+                dir.ancestors()
+                    .skip(1)
+                    .take(EXE_ANCESTORS)
+                    .map(Path::to_path_buf),
+            );
+        }
+        let mut seen = Vec::new();
+        let mut roots = Vec::new();
+        for c in candidates {
+            // Compare existing directories by their canonical form ("." and the checkout are
+            // the same place); one that does not exist is kept as written and still listed.
+            let key = std::fs::canonicalize(&c).unwrap_or_else(|_| c.clone());
+            if !seen.contains(&key) {
+                seen.push(key);
+                roots.push(c);
+            }
+        }
+        SpecRoots { roots }
+    }
+
+    /// The directories, in search order.
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    /// `ROOT/rel` for the first root where that is a file; otherwise every path tried, in order.
+    pub fn find(&self, rel: &Path) -> Result<PathBuf, Vec<PathBuf>> {
+        let mut tried = Vec::new();
+        for root in &self.roots {
+            let p = root.join(rel);
+            if p.is_file() {
+                return Ok(p);
+            }
+            tried.push(p);
+        }
+        Err(tried)
+    }
+}
+
+/// Whether a spec argument is a path rather than a name: it names a directory (`/`) or a file
+/// (`.toml`), so it is taken as given, relative to the current directory, and never searched.
+fn is_path(arg: &str) -> bool {
+    arg.ends_with(".toml") || arg.contains('/')
+}
+
+/// Find a cluster, workload or nemesis spec given as a path or as a name under `dir` (e.g.
+/// `clusters/`), searching the [`SpecRoots`] of this process.
+pub fn resolve(kind: &'static str, dir: &str, name: &str) -> Result<PathBuf, SpecError> {
+    resolve_in(&SpecRoots::from_env(), kind, dir, name)
+}
+
+/// [`resolve`] with given roots: a path (see `is_path`) is used as is; a name is
+/// `ROOT/dir/NAME.toml` in the first root that has it. Not found names every path tried.
+pub fn resolve_in(
+    roots: &SpecRoots,
+    kind: &'static str,
+    dir: &str,
+    name: &str,
+) -> Result<PathBuf, SpecError> {
+    if is_path(name) {
+        return direct(kind, name);
+    }
     roots
+        .find(&Path::new(dir).join(format!("{name}.toml")))
+        .map_err(|tried| not_found(kind, name, &tried))
+}
+
+/// Find a spec file given by file name (the matrix's `matrix.toml`): a value with a `/` is a path
+/// used as is; a bare file name is `ROOT/NAME` in the first of the [`SpecRoots`] that has it.
+pub fn resolve_file(kind: &'static str, name: &str) -> Result<PathBuf, SpecError> {
+    resolve_file_in(&SpecRoots::from_env(), kind, name)
+}
+
+/// [`resolve_file`] with given roots.
+pub fn resolve_file_in(
+    roots: &SpecRoots,
+    kind: &'static str,
+    name: &str,
+) -> Result<PathBuf, SpecError> {
+    if name.contains('/') {
+        return direct(kind, name);
+    }
+    roots
+        .find(Path::new(name))
+        .map_err(|tried| not_found(kind, name, &tried))
+}
+
+/// A spec given by path: that file, or an error naming it.
+fn direct(kind: &'static str, path: &str) -> Result<PathBuf, SpecError> {
+    let p = PathBuf::from(path);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(SpecError::NotFound {
+            kind,
+            name: path.to_string(),
+            tried: p.display().to_string(),
+        })
+    }
+}
+
+fn not_found(kind: &'static str, name: &str, tried: &[PathBuf]) -> SpecError {
+    let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    SpecError::NotFound {
+        kind,
+        name: name.to_string(),
+        tried: format!(
+            "{} (give a path, or set {SPECS_ENV} to a directory holding the specs)",
+            list.join(", ")
+        ),
+    }
 }
 
 /// How to start and reach the nodes of one server.
@@ -355,6 +483,160 @@ mod tests {
             let p = resolve("cluster", "clusters", name).unwrap();
             ClusterSpec::load(&p).unwrap();
         }
+    }
+
+    /// Create `root/rel` (and its directories) holding a marker naming where it is.
+    fn touch(root: &Path, rel: &str) -> PathBuf {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, rel).unwrap();
+        p
+    }
+
+    #[test]
+    fn roots_come_in_the_documented_order() {
+        let env = std::env::join_paths(["/specs/a", "/specs/b"]).unwrap();
+        let roots = SpecRoots::new(
+            Some(&env),
+            Path::new("/work/here"),
+            Some(Path::new("/opt/rc/target/release/raftcheck")),
+        );
+        let want: Vec<PathBuf> = [
+            "/specs/a",
+            "/specs/b",
+            "/work/here",
+            "/opt/rc/target/release",
+            "/opt/rc/target/share/raftcheck",
+            "/opt/rc/target",
+            "/opt/rc",
+            "/opt",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(roots.roots(), want.as_slice());
+    }
+
+    #[test]
+    fn a_checkout_binary_finds_the_checkout_from_anywhere() {
+        let t = tempfile::tempdir().unwrap();
+        let want = touch(t.path(), "repo/clusters/raftkv.toml");
+        let elsewhere = t.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let exe = t.path().join("repo/target/release/raftcheck");
+        let roots = SpecRoots::new(None, &elsewhere, Some(&exe));
+        assert_eq!(
+            resolve_in(&roots, "cluster", "clusters", "raftkv").unwrap(),
+            want
+        );
+        // A test binary sits one level deeper, in target/release/deps/.
+        let exe = t.path().join("repo/target/release/deps/spec-0123");
+        let roots = SpecRoots::new(None, &elsewhere, Some(&exe));
+        assert_eq!(
+            resolve_in(&roots, "cluster", "clusters", "raftkv").unwrap(),
+            want
+        );
+    }
+
+    #[test]
+    fn an_installed_binary_finds_share_raftcheck() {
+        let t = tempfile::tempdir().unwrap();
+        let want = touch(t.path(), "usr/share/raftcheck/workloads/kv.toml");
+        let exe = t.path().join("usr/bin/raftcheck");
+        let roots = SpecRoots::new(None, &t.path().join("nowhere"), Some(&exe));
+        assert_eq!(
+            resolve_in(&roots, "workload", "workloads", "kv").unwrap(),
+            want
+        );
+        let m = touch(t.path(), "usr/share/raftcheck/matrix.toml");
+        assert_eq!(resolve_file_in(&roots, "matrix", "matrix.toml").unwrap(), m);
+    }
+
+    #[test]
+    fn the_environment_beats_the_current_directory_which_beats_the_executable() {
+        let t = tempfile::tempdir().unwrap();
+        let (env_dir, cwd, repo) = (
+            t.path().join("env"),
+            t.path().join("cwd"),
+            t.path().join("repo"),
+        );
+        let exe = repo.join("target/release/raftcheck");
+        for d in [&env_dir, &cwd, &repo] {
+            touch(d, "nemesis/all.toml");
+        }
+        touch(&cwd, "nemesis/kill.toml");
+        touch(&repo, "nemesis/kill.toml");
+        touch(&repo, "nemesis/pause.toml");
+        let env = env_dir.clone().into_os_string();
+        let roots = SpecRoots::new(Some(&env), &cwd, Some(&exe));
+        let found = |name| resolve_in(&roots, "nemesis", "nemesis", name).unwrap();
+        assert_eq!(found("all"), env_dir.join("nemesis/all.toml"));
+        // Names the environment's directory lacks fall through to the defaults.
+        assert_eq!(found("kill"), cwd.join("nemesis/kill.toml"));
+        assert_eq!(found("pause"), repo.join("nemesis/pause.toml"));
+        // Without the variable the current directory comes first.
+        let roots = SpecRoots::new(None, &cwd, Some(&exe));
+        assert_eq!(
+            resolve_in(&roots, "nemesis", "nemesis", "all").unwrap(),
+            cwd.join("nemesis/all.toml")
+        );
+    }
+
+    #[test]
+    fn a_path_is_used_as_given_and_never_searched() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        touch(&root, "clusters/x.toml");
+        let roots = SpecRoots::new(None, &root, None);
+        // "x.toml" is a path relative to the process's directory, not clusters/x.toml.
+        let e = resolve_in(&roots, "cluster", "clusters", "x.toml").unwrap_err();
+        assert!(
+            matches!(&e, SpecError::NotFound { tried, .. } if tried == "x.toml"),
+            "{e}"
+        );
+        let given = root.join("clusters/x.toml");
+        let given = given.to_str().unwrap();
+        assert_eq!(
+            resolve_in(&roots, "cluster", "clusters", given).unwrap(),
+            PathBuf::from(given)
+        );
+        // A matrix spec with a '/' is a path too.
+        let e = resolve_file_in(&roots, "matrix", "sub/matrix.toml").unwrap_err();
+        assert!(e.to_string().contains("sub/matrix.toml"), "{e}");
+    }
+
+    #[test]
+    fn not_found_lists_every_place_once_in_order() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = t.path().join("repo");
+        std::fs::create_dir_all(repo.join("target/release")).unwrap();
+        // The current directory is the checkout the executable is in: listed once.
+        let roots = SpecRoots::new(None, &repo, Some(&repo.join("target/release/raftcheck")));
+        let e = resolve_in(&roots, "cluster", "clusters", "nope").unwrap_err();
+        let SpecError::NotFound { ref tried, .. } = e else {
+            panic!("{e}")
+        };
+        let listed = repo.join("clusters/nope.toml").display().to_string();
+        assert_eq!(tried.matches(&listed).count(), 1, "{tried}");
+        let order: Vec<usize> = [
+            listed.clone(),
+            repo.join("target/release/clusters/nope.toml")
+                .display()
+                .to_string(),
+            repo.join("target/share/raftcheck/clusters/nope.toml")
+                .display()
+                .to_string(),
+            repo.join("target/clusters/nope.toml").display().to_string(),
+        ]
+        .iter()
+        .map(|p| {
+            tried
+                .find(p.as_str())
+                .unwrap_or_else(|| panic!("{p} not in {tried}"))
+        })
+        .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{tried}");
+        assert!(e.to_string().contains(SPECS_ENV), "{e}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub struct RunRecord {
     pub row: String,
     /// Seed.
     pub seed: u64,
-    /// git commit of the harness, if known.
+    /// The commit the raftcheck binary was built from ([`crate::BUILD_COMMIT`]).
     pub commit: String,
     /// When it ran (UTC).
     pub date: String,

@@ -14,7 +14,7 @@ pub mod runner;
 use crate::client::Request;
 use crate::history::{Fun, Value};
 use crate::spec::workload::{KeyDist, WorkloadSpec};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use std::collections::{HashMap, VecDeque};
@@ -51,7 +51,7 @@ impl Shared {
             Err(_) => return Value::Null,
         };
         match r.get(key) {
-            Some(q) if !q.is_empty() => q[rng.gen_range(0..q.len())].clone(),
+            Some(q) if !q.is_empty() => q[rng.random_range(0..q.len())].clone(),
             _ => Value::Null,
         }
     }
@@ -91,7 +91,7 @@ impl Generator {
             return self.keys[0].clone();
         }
         let total: f64 = self.weights.iter().sum();
-        let mut x = self.rng.gen_range(0.0..total);
+        let mut x = self.rng.random_range(0.0..total);
         for (i, w) in self.weights.iter().enumerate() {
             if x < *w {
                 return self.keys[i].clone();
@@ -104,7 +104,7 @@ impl Generator {
     /// The next operation.
     pub fn next(&mut self, shared: &Shared) -> Request {
         let total: u32 = self.mix.iter().sum::<u32>().max(1);
-        let mut pick = self.rng.gen_range(0..total);
+        let mut pick = self.rng.random_range(0..total);
         let mut f = Fun::Read;
         for (i, w) in self.mix.iter().enumerate() {
             if pick < *w {

@@ -3,8 +3,11 @@
 //! gateway when `etcd` is on PATH, and raftkv's failover time (SIGKILL of the leader to the
 //! first acknowledged write on the new leader).
 //!
-//! Run: `cargo build --release -p raftkv && target/release/raftkv-bench`. The raftkv binary
-//! is found next to this one (or give `--raftkv`).
+//! Run: `cargo bench -p raftkv --bench cluster` (flags after `--`, e.g.
+//! `-- --duration-s 2 --kills 1`). Cargo builds the raftkv binary for it (or give `--raftkv`).
+//! A `[[bench]]` with `harness = false` rather than a binary of the raftkv package, so that
+//! what only the benchmark needs (base64 for etcd's API, tempfile) stays out of the server's
+//! dependencies.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -19,7 +22,7 @@ use serde_json::{json, Value};
 
 /// Benchmark flags.
 #[derive(Debug, Parser)]
-#[command(name = "raftkv-bench")]
+#[command(name = "cluster-bench")]
 struct Flags {
     /// Seconds of load per system.
     #[arg(long, default_value_t = 10)]
@@ -39,18 +42,22 @@ struct Flags {
     /// Heartbeat interval (ms).
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
-    /// Path of the raftkv binary (default: next to this one).
+    /// Path of the raftkv binary (default: the one Cargo built with this benchmark).
     #[arg(long)]
     raftkv: Option<PathBuf>,
     /// Path of the etcd binary (default: `etcd` on PATH; skipped if absent).
     #[arg(long, default_value = "etcd")]
     etcd: String,
-    /// Where data dirs go (must be a real disk for fsync to mean anything).
+    /// Where data dirs go (must be a real disk for fsync to mean anything; default: Cargo's
+    /// scratch dir under the target dir, not the source tree).
     #[arg(long)]
     work_dir: Option<PathBuf>,
     /// Keep the data dirs and raftkv logs (raftkvN.log) instead of deleting them.
     #[arg(long)]
     keep: bool,
+    /// Passed by `cargo bench` to every benchmark; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 /// Child processes killed on drop, so a failed run leaves nothing behind.
@@ -423,10 +430,7 @@ async fn main() -> anyhow::Result<()> {
     let f = Flags::parse();
     let bin = match &f.raftkv {
         Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("no parent dir")?
-            .join("raftkv"),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_raftkv")),
     };
     if !bin.exists() {
         bail!(
@@ -436,8 +440,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let base = match &f.work_dir {
         Some(d) => d.clone(),
-        None => std::env::current_dir()?,
+        None => PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
     };
+    std::fs::create_dir_all(&base)
+        .with_context(|| format!("cannot create work dir {}", base.display()))?;
     let tmp = tempfile::Builder::new()
         .prefix("raftkv-bench-")
         .tempdir_in(&base)?;
