@@ -116,7 +116,7 @@ struct RunArgs {
 
 #[derive(Args)]
 struct MatrixArgs {
-    /// Matrix spec.
+    /// The matrix spec: rows of server setups and the verdict each must get.
     #[arg(long, default_value = "matrix.toml")]
     spec: PathBuf,
     /// Only these rows (comma-separated names).
@@ -125,10 +125,10 @@ struct MatrixArgs {
     /// Only the CI-sized subset (rows with ci = true).
     #[arg(long)]
     ci: bool,
-    /// Seeds per row.
+    /// Runs per row, seeded first-seed, first-seed + 1, ...
     #[arg(long, default_value_t = 10)]
     seeds: u64,
-    /// First seed.
+    /// Seed of each row's first run; the others count up from it.
     #[arg(long, default_value_t = 1)]
     first_seed: u64,
     /// Override every row's fault-phase seconds.
