@@ -147,10 +147,10 @@ struct MatrixArgs {
     /// Only the CI-sized subset (rows with ci = true).
     #[arg(long)]
     ci: bool,
-    /// Seeds per row.
+    /// Runs per row, seeded first-seed, first-seed + 1, ...
     #[arg(long, default_value_t = 10)]
     seeds: u64,
-    /// First seed.
+    /// Seed of each row's first run; the others count up from it.
     #[arg(long, default_value_t = 1)]
     first_seed: u64,
     /// Override every row's fault-phase seconds.

@@ -20,23 +20,25 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// One row of the matrix spec.
+/// One `[[row]]` of matrix.toml: a server setup (a raftkv bug switch, or a control) with the
+/// workload and nemesis meant to expose it, and the verdict it must get; each row runs once per
+/// seed.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Row {
     /// Row name, e.g. `stale-read` or `control-raftkv-3`.
     pub name: String,
-    /// Cluster spec.
+    /// Cluster spec name or path, passed to each run as `--cluster` (default `raftkv`).
     #[serde(default = "raftkv")]
     pub cluster: String,
     /// raftkv bug switch, if any.
     #[serde(default)]
     pub bug: Option<String>,
-    /// Workload spec.
+    /// Workload spec name or path, passed to each run as `--workload`.
     pub workload: String,
-    /// Nemesis spec.
+    /// Nemesis spec name or path, passed to each run as `--nemesis`.
     pub nemesis: String,
-    /// Node count.
+    /// Replaces the cluster spec's node count (`--nodes`); `None` keeps the spec's.
     #[serde(default)]
     pub nodes: Option<usize>,
     /// Fault-phase seconds per run.
@@ -66,16 +68,18 @@ fn sixty() -> f64 {
     60.0
 }
 
-/// The matrix spec file.
+/// matrix.toml as parsed; once loaded by [`MatrixSpec::load`], it holds no row that expects
+/// `unknown`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatrixSpec {
-    /// Rows.
+    /// The `[[row]]` tables in file order, which the summary and matrix.md keep.
     pub row: Vec<Row>,
 }
 
 impl MatrixSpec {
-    /// Load a matrix spec.
+    /// Parse matrix.toml and refuse a row whose `expect` is `unknown`: a row must expect valid (a
+    /// control) or invalid (a bug switch), or it could never pass or fail.
     pub fn load(path: &Path) -> Result<MatrixSpec, SpecError> {
         let m: MatrixSpec = load_toml(path)?;
         for r in &m.row {
@@ -137,7 +141,8 @@ pub fn summarise(spec: &MatrixSpec, records: &[RunRecord], found_once: bool) -> 
         .collect()
 }
 
-/// The summary as a markdown table.
+/// matrix.md's table, one line per row; example findings are cut to 140 bytes and their `|` escaped
+/// so a finding cannot break the table.
 pub fn markdown(rows: &[RowSummary]) -> String {
     let mut out = String::from(
         "| row | expect | runs | invalid | unknown | median time to violation | target met | example finding |\n\
@@ -172,20 +177,22 @@ pub fn markdown(rows: &[RowSummary]) -> String {
     out
 }
 
-/// How to run the matrix.
+/// What `raftcheck matrix`'s flags asked for: which rows, how many seeds, where the runs and the
+/// table go.
 #[derive(Clone, Debug)]
 pub struct MatrixOptions {
     /// Rows to run (all when empty).
     pub rows: Vec<String>,
     /// Only rows marked `ci`.
     pub ci: bool,
-    /// Seeds per row.
+    /// Runs per row, seeded `first_seed`, `first_seed + 1`, ... `first_seed + seeds - 1`.
     pub seeds: u64,
-    /// First seed.
+    /// The seed of each row's first run; the later runs count up from it, so the same flags replay
+    /// the same schedules.
     pub first_seed: u64,
     /// Override every row's time limit.
     pub time_limit: Option<f64>,
-    /// Results root for the runs.
+    /// Where each run's directory is created (passed to every run as its `results_root`).
     pub results_root: PathBuf,
     /// Append each run to this JSONL table.
     pub record: Option<PathBuf>,

@@ -20,14 +20,15 @@ use base64::Engine;
 use clap::Parser;
 use serde_json::{json, Value};
 
-/// Benchmark flags.
+/// Measure raftkv's write throughput and latency (and etcd's under the same load, when it is on
+/// PATH), and raftkv's failover time.
 #[derive(Debug, Parser)]
 #[command(name = "cluster-bench")]
 struct Flags {
     /// Seconds of load per system.
     #[arg(long, default_value_t = 10)]
     duration_s: u64,
-    /// Concurrent clients.
+    /// Clients writing concurrently, each issuing its requests back to back.
     #[arg(long, default_value_t = 32)]
     clients: usize,
     /// Leader kills for the failover measurement (0 to skip).
@@ -39,7 +40,7 @@ struct Flags {
     /// See --election-timeout-min-ms.
     #[arg(long, default_value_t = 600)]
     election_timeout_max_ms: u64,
-    /// Heartbeat interval (ms).
+    /// raftkv's leader heartbeat interval (ms), passed on as --heartbeat-ms.
     #[arg(long, default_value_t = 50)]
     heartbeat_ms: u64,
     /// Path of the raftkv binary (default: the one Cargo built with this benchmark).

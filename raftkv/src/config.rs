@@ -49,7 +49,7 @@ pub struct Flags {
     /// Upper bound of the randomized election timeout.
     #[arg(long, default_value_t = 600)]
     pub election_timeout_max_ms: u64,
-    /// Leader heartbeat interval.
+    /// Leader heartbeat interval in ms; must be below --election-timeout-min-ms.
     #[arg(long, default_value_t = 50)]
     pub heartbeat_ms: u64,
     /// Take a snapshot and compact the log after this many applied entries.
@@ -70,27 +70,30 @@ pub struct Flags {
 /// Validated configuration of one server.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// This server's id.
+    /// This server's id from `--id`: positive, and one of `peers` unless joining.
     pub id: NodeId,
-    /// Listen address.
+    /// Where the HTTP server binds; the client API and peer RPC share this one port.
     pub listen: SocketAddr,
     /// Address book from --peers (initial members, or just addresses when joining).
     pub peers: Members,
     /// The configuration to bootstrap with: `peers`, or empty when joining.
     pub bootstrap: Members,
-    /// Data directory.
+    /// Holds `wal` and `snapshot`; created if missing.
     pub data_dir: PathBuf,
-    /// Duration of one core tick.
+    /// Milliseconds per core tick: the heartbeat or a tenth of the minimum election timeout,
+    /// whichever is shorter, clamped to 1–10 ms.
     pub tick_ms: u64,
-    /// Election timeout bounds in ticks.
+    /// The election timeout's (min, max) from the ms flags, in ticks of `tick_ms` (at least 1
+    /// each).
     pub election_ticks: (u32, u32),
-    /// Heartbeat interval in ticks.
+    /// The heartbeat interval from `--heartbeat-ms`, in ticks of `tick_ms` (at least 1).
     pub heartbeat_ticks: u32,
-    /// Snapshot threshold in entries.
+    /// Applied entries after which the server snapshots its state and compacts the log.
     pub snapshot_threshold: u64,
-    /// Client request timeout.
+    /// How long a client request may wait for commit or apply before it is answered 503 (outcome
+    /// unknown), in ms.
     pub request_timeout_ms: u64,
-    /// Active bug switch.
+    /// The deliberate safety bug `--bug` switched on, if any; `None` in every correct run.
     pub bug: Option<Bug>,
 }
 

@@ -68,7 +68,8 @@ impl AppState {
     }
 }
 
-/// The router with every route.
+/// Every route on the one port: the client API (`/kv`, `/status`, `/admin`) and peer RPC
+/// (`/raft/msgs`), each with its own body limit.
 pub fn router(state: AppState) -> Router {
     let client = Router::new()
         .route("/kv/{key}", get(get_key).put(put_key))

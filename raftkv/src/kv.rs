@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
-    /// An integer register.
+    /// A register's value, set by put or cas; serialized as a bare JSON number (untagged).
     Int(i64),
-    /// A list built by appends.
+    /// The elements appended to a key, oldest first; serialized as a bare JSON array (untagged).
     List(Vec<i64>),
 }
 
@@ -19,27 +19,29 @@ pub enum Value {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Command {
-    /// Set a register.
+    /// Overwrite the key with an integer, whatever it held (a list too); never a mismatch.
     Put {
-        /// Key.
+        /// The key to overwrite; created if absent.
         key: String,
-        /// New value.
+        /// The integer stored in place of whatever the key held.
         value: i64,
     },
     /// Compare-and-set: set `to` iff the current value is `from` (`None` = absent).
     Cas {
-        /// Key.
+        /// The key compared and set; an absent key matches only `from: None`.
         key: String,
-        /// Expected current value.
+        /// The value the key must hold for the cas to apply; `None` expects it absent, and a list
+        /// never matches.
         from: Option<i64>,
-        /// New value.
+        /// Stored as an integer when `from` matches; otherwise nothing changes.
         to: i64,
     },
     /// Append an element to a list (an absent key is the empty list).
     Append {
-        /// Key.
+        /// The list's key; absent means the empty list, and a key holding an integer makes the
+        /// append a mismatch.
         key: String,
-        /// Element.
+        /// The element pushed onto the end of the list.
         value: i64,
     },
 }
@@ -55,7 +57,7 @@ impl Command {
 /// What applying a command did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Applied.
+    /// Applied: the state changed as the command says (a put always is).
     Ok,
     /// Not applied: the precondition failed; carries the current value for the client.
     Mismatch(Option<Value>),
@@ -69,12 +71,14 @@ pub struct Kv {
 }
 
 impl Kv {
-    /// Read a key.
+    /// The key's value as of the last command applied; `None` for a key never written.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.map.get(key)
     }
 
-    /// Apply a committed command.
+    /// Apply a committed command; every node applies the same commands in log order, so all reach
+    /// the same state. A cas whose compare fails, or an append to an integer, changes nothing and
+    /// returns the value found.
     pub fn apply(&mut self, cmd: Command) -> Outcome {
         match cmd {
             Command::Put { key, value } => {
@@ -109,7 +113,7 @@ impl Kv {
         }
     }
 
-    /// Serialize for a snapshot.
+    /// The whole map as JSON, the `data` of a snapshot; [`Kv::from_snapshot`] reads it back.
     pub fn to_snapshot(&self) -> String {
         serde_json::to_string(self).expect("Kv always serializes")
     }

@@ -49,23 +49,28 @@ pub enum Reply {
 /// The body of `GET /status`.
 #[derive(Clone, Debug, Serialize)]
 pub struct StatusBody {
-    /// Server id.
+    /// This server's `--id`, the number `--peers` and the admin API use for it.
     pub id: NodeId,
     /// follower | precandidate | candidate | leader.
     pub role: &'static str,
-    /// Current term.
+    /// This server's current term, whatever its role. It is persisted before it is used, so it
+    /// never goes back, even across a restart; the `forget-vote` bug breaks that, and raftcheck's
+    /// term-monotonicity check catches it.
     pub term: Term,
     /// Known leader of the current term.
     pub leader: Option<NodeId>,
-    /// Commit index.
+    /// Highest index this server knows committed; volatile, so after a restart it starts at the
+    /// snapshot's index until the leader says more.
     pub commit_index: Index,
     /// Highest index applied to the state machine.
     pub last_applied: Index,
-    /// Last log index.
+    /// Index of the last entry in this server's log, committed or not (the snapshot's index when no
+    /// entry follows it).
     pub last_index: Index,
     /// Index covered by the latest snapshot.
     pub snapshot_index: Index,
-    /// Current configuration.
+    /// The configuration in force on this server: the latest one in its log, committed or not
+    /// (thesis §4.1).
     pub members: Vec<MemberBody>,
     /// Active bug switch, if any.
     pub bug: Option<String>,
@@ -74,23 +79,25 @@ pub struct StatusBody {
 /// One member in `/status` and the admin API.
 #[derive(Clone, Debug, Serialize)]
 pub struct MemberBody {
-    /// Member id.
+    /// The member's server id, as `--id` gives it.
     pub id: NodeId,
-    /// Its address.
+    /// Where the member serves both the client API and peer RPC, `host:port`, as `--peers` or
+    /// `/admin/add` gave it.
     pub addr: String,
 }
 
 /// Something for the node thread to handle.
 pub enum Event {
-    /// Messages from a peer.
+    /// A batch of Raft messages one peer POSTed to `/raft/msgs`, stepped into the core in order.
     Peer(Vec<Message>),
     /// Put / cas / append.
     Write(Command, oneshot::Sender<Reply>),
-    /// Read a key.
+    /// Read a key: answered once a ReadIndex round has confirmed leadership and the read index is
+    /// applied (unless a read bug switch is on).
     Read(String, oneshot::Sender<Reply>),
-    /// Membership change.
+    /// Add or remove a member; answered once the change's entry is applied.
     Config(ConfigChange, oneshot::Sender<Reply>),
-    /// Status query.
+    /// `GET /status`: answered at once from the thread's current state, without a Raft round.
     Status(oneshot::Sender<StatusBody>),
 }
 
@@ -106,13 +113,14 @@ struct Waiter {
 
 /// The node thread's state.
 pub struct Node {
-    /// Validated flags.
+    /// The validated command line: id, peers, timings, bug switch.
     plan: Plan,
-    /// The consensus core.
+    /// The pure consensus core; only this thread steps it and carries out each Ready it produces.
     raft: Raft,
-    /// Durable state.
+    /// The wal and snapshot in the data dir; a Ready's state is fsynced here before its votes and
+    /// replies go out.
     storage: Storage,
-    /// The state machine.
+    /// The state machine, fed committed entries in log order; restored from the snapshot at start.
     kv: Kv,
     /// Highest index applied to `kv`.
     last_applied: Index,
@@ -130,7 +138,8 @@ pub struct Node {
     reads: HashMap<u64, (String, oneshot::Sender<Reply>)>,
     /// Confirmed reads awaiting apply of their read index.
     confirmed_reads: Vec<(Index, String, oneshot::Sender<Reply>)>,
-    /// Next read ctx.
+    /// The ctx the next ReadIndex request gets, matching its confirmation to its entry in `reads`;
+    /// counts up from 1.
     next_ctx: u64,
     /// (role, term, leader) last logged, to log every change once.
     last_seen: (Role, Term, Option<NodeId>),

@@ -34,7 +34,8 @@ pub enum WalRecord {
     HardState(HardState),
     /// Delete entries from this index on.
     Truncate(Index),
-    /// A log entry.
+    /// A log entry; on replay it replaces any entry at its index or later, and must directly follow
+    /// the one before it.
     Entry(Entry),
 }
 
@@ -46,18 +47,19 @@ pub enum StorageError {
     Io {
         /// File or directory concerned.
         path: PathBuf,
-        /// Underlying error.
+        /// The OS error for that path (e.g. no space left, permission denied).
         source: io::Error,
     },
     /// A record in the middle of a file is damaged: starting anyway could lose or invent
     /// acknowledged writes, so the server refuses.
     #[error("{path}: corrupt record at byte offset {offset}: {reason}; refusing to start")]
     Corrupt {
-        /// File concerned.
+        /// The damaged file, `wal` or `snapshot`, in the data directory.
         path: PathBuf,
         /// Byte offset of the bad record.
         offset: u64,
-        /// What was wrong.
+        /// What the check found: a checksum mismatch, a record that does not decode, entries out of
+        /// sequence.
         reason: String,
     },
 }
@@ -74,7 +76,8 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
 pub struct Loaded {
     /// Last persisted term and vote.
     pub hard_state: HardState,
-    /// Latest snapshot.
+    /// The snapshot file's contents, `None` if none was ever taken; `entries` start right after its
+    /// index (older ones are dropped on load).
     pub snapshot: Option<Snapshot>,
     /// Entries after the snapshot.
     pub entries: Vec<Entry>,
@@ -84,7 +87,7 @@ pub struct Loaded {
 
 /// The open data directory.
 pub struct Storage {
-    /// The data directory.
+    /// The node's `--data-dir`, holding `wal` and `snapshot`; fsynced after every rename in it.
     dir: PathBuf,
     /// The log file, opened for appending.
     wal: File,

@@ -48,15 +48,15 @@ pub struct Asked {
 pub(crate) struct Evidence<'a> {
     /// The checker's answer on the history.
     pub check: &'a CheckResult,
-    /// The history's ops.
+    /// The paired ops of the history as read back from disk.
     pub ops: &'a [Op],
-    /// nemesis.jsonl.
+    /// nemesis.jsonl's events, from which the coverage rules see which kinds were installed.
     pub nemesis: &'a [NemesisEvent],
     /// Raft invariants broken.
     pub violations: &'a [Violation],
     /// Nodes that exited on their own.
     pub crashes: &'a [Crash],
-    /// What was asked for.
+    /// What the run asked the nemesis and the workload for, to hold against what happened.
     pub asked: &'a Asked,
     /// Problems of the final phase (heal, restart, recovery), as sentences.
     pub notes: &'a [String],

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
-    /// Linearizable.
+    /// Linearizable: some order of the ops, each taking effect between its call and its return,
+    /// explains every result.
     Valid,
     /// The checker could not decide within its limits.
     Unknown,
@@ -42,7 +43,8 @@ impl Verdict {
         self.max(other)
     }
 
-    /// Lower-case name.
+    /// The lower-case name used in results.json, the matrix tables and printed output (`valid`,
+    /// `invalid`, `unknown`).
     pub fn name(self) -> &'static str {
         match self {
             Verdict::Valid => "valid",
@@ -85,7 +87,7 @@ pub enum CheckError {
     /// An operation the model has no meaning for.
     #[error("op {op}: {msg}")]
     Model {
-        /// Id of the op.
+        /// The offending op's [`Op::id`] (its position in the paired list).
         op: usize,
         /// Why it does not fit.
         msg: String,
@@ -103,13 +105,15 @@ pub struct Counterexample {
     pub weakened: Vec<usize>,
     /// The longest linearizable order found, as op ids.
     pub linearized: Vec<usize>,
-    /// The state after `linearized`.
+    /// The model's state after `linearized`, as JSON (a register's value, a list, or an array of
+    /// them for several slots); null when the search ran out of budget.
     pub state: Value,
     /// The completed op that had to be placed next but could not be, if any.
     pub unplaced: Option<usize>,
     /// Ops that could have gone next but led nowhere.
     pub candidates: Vec<usize>,
-    /// One human sentence.
+    /// A sentence for people (text summary, report, JUnit, first finding): how many ops linearized,
+    /// the state then, and which op could not take effect.
     pub explanation: String,
 }
 
@@ -120,7 +124,7 @@ pub struct KeyResult {
     pub key: Option<String>,
     /// The key's own verdict.
     pub verdict: Verdict,
-    /// Ops on this key.
+    /// Ops in this key's sub-history as paired, before `pruned` of them were removed.
     pub ops: usize,
     /// Ops removed by sound pruning before the search.
     pub pruned: usize,
@@ -128,14 +132,15 @@ pub struct KeyResult {
     pub settled: usize,
     /// Memo entries the search created.
     pub states: u64,
-    /// Peak memo bytes.
+    /// The most memory this key's search memo held at once, in bytes; all keys together stay under
+    /// the check's `memory_limit`.
     pub peak_bytes: u64,
     /// Wall time of this key's search, milliseconds.
     pub millis: f64,
     /// Why the verdict is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// For an invalid key.
+    /// Set for an invalid key only: the witness, shrunk unless shrinking was turned off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counterexample: Option<Counterexample>,
 }
@@ -143,11 +148,12 @@ pub struct KeyResult {
 /// The checker's whole answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckResult {
-    /// Merged verdict.
+    /// Every key's verdict merged, invalid over unknown over valid; unknown for a history with no
+    /// ops.
     pub verdict: Verdict,
-    /// The model used.
+    /// The model the ops were checked against: the one asked for, or inferred from the ops.
     pub model: Model,
-    /// Number of ops checked.
+    /// Ops in the paired history, all keys together, before pruning.
     pub ops: usize,
     /// Wall time of the check, milliseconds.
     pub millis: f64,

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 pub enum Model {
     /// One register (per key if keys are present): read and write.
     Register,
-    /// A register with compare-and-set.
+    /// A register that also takes compare-and-set (`value` is `[expected, new]`); like the
+    /// register, per key if keys are present.
     CasRegister,
     /// A map of independent cas-registers, one per key.
     Kv,
@@ -101,7 +102,7 @@ impl Model {
 pub(crate) enum Action {
     /// A register read that returned the value with this id (0: absent).
     Read(u32),
-    /// A register write.
+    /// A register write of the value with this id, which becomes the state.
     Write(u32),
     /// A cas that must find `from` and leaves `to`.
     Cas { from: u32, to: u32 },

@@ -44,7 +44,7 @@ pub(crate) struct SOp {
     pub orig: usize,
     /// Which key of the partition it touches (always 0 when split per key).
     pub slot: usize,
-    /// What it does.
+    /// Its effect on the key's state, with values interned into [`Space`] ids.
     pub action: Action,
     /// True for an op whose outcome is unknown and that may never take effect.
     pub pending: bool,
@@ -53,7 +53,7 @@ pub(crate) struct SOp {
 /// A boundary of an operation's interval, in real-time order.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
-    /// Search id of the op.
+    /// The op's search id: an index into [`Problem::ops`].
     pub op: u32,
     /// Call (true) or return (false).
     pub call: bool,

@@ -53,7 +53,8 @@ pub(crate) struct Deepest {
     pub candidates: Vec<u32>,
 }
 
-/// The answer for one partition.
+/// The search's answer for one partition, before it becomes a key's verdict: the deepest point
+/// reached when not linearizable, which budget ran out when unknown.
 #[derive(Debug)]
 pub(crate) enum Outcome {
     Linearizable,

@@ -14,9 +14,10 @@ use std::collections::HashMap;
 /// The shape of a synthetic history.
 #[derive(Clone, Debug)]
 pub struct SynthSpec {
-    /// Concurrent workers.
+    /// Workers running ops back to back, concurrently with each other; one whose op ends `info`
+    /// continues as a new process.
     pub workers: usize,
-    /// Ops in total.
+    /// Ops in the history, over all workers and keys.
     pub ops: usize,
     /// Keys (1 gives a single-register history without keys).
     pub keys: usize,

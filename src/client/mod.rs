@@ -35,10 +35,11 @@ pub struct Endpoint {
     pub addr: SocketAddr,
 }
 
-/// One operation to perform.
+/// What a worker asks an adapter to do; the invoke event records the same f, key and value (null
+/// for a read).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Request {
-    /// The function.
+    /// Which function to apply; it decides what `value` holds.
     pub f: Fun,
     /// The key; `None` for single-register workloads (adapters then use a fixed key).
     pub key: Option<String>,
@@ -52,7 +53,8 @@ pub enum Completion {
     /// Took effect. `value`: for reads the value read (a list for list reads, null if absent),
     /// otherwise the request's value.
     Ok {
-        /// Result value.
+        /// For a read, the value read (a list for list reads, null if absent); otherwise the
+        /// request's value.
         value: Value,
         /// Index of the node that finally served it (after a redirect, the leader).
         node: usize,
@@ -81,7 +83,8 @@ pub enum Role {
     Leader,
     /// Follows a leader (or waits for one).
     Follower,
-    /// Campaigning.
+    /// Campaigning: it asked for votes in its current term and has neither won nor heard of a
+    /// leader.
     Candidate,
     /// Anything else the server reports (learner, pre-candidate ...).
     Other,
@@ -90,9 +93,10 @@ pub enum Role {
 /// What a node says about itself.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeStatus {
-    /// Its role.
+    /// The role it claims; the monitor takes the leader to be whoever claims leadership in the
+    /// highest term.
     pub role: Role,
-    /// Its current term.
+    /// The current term it reports, whatever its role; leaders.jsonl keeps it for the term checks.
     pub term: u64,
     /// Index of the node it believes leads, if any.
     pub leader: Option<usize>,
@@ -159,7 +163,7 @@ pub trait Membership: Send + Sync {
 /// An adapter the harness knows, under the name cluster specs give it (`client = "..."`): the
 /// one list of adapters, read by spec validation, by the membership check and by [`make`].
 pub struct AdapterKind {
-    /// The name in cluster specs.
+    /// What a cluster spec's `client` field says to pick this adapter (`raftkv`, `etcd`, `http`).
     pub name: &'static str,
     /// Whether it implements [`Membership`] (checked before any node starts, so a nemesis
     /// that needs it is refused, or left out of "all", up front).
@@ -171,7 +175,7 @@ pub struct AdapterKind {
 /// How an [`AdapterKind`] is built: from the spec's `[http]` section (if any) and the nodes.
 type Build = fn(Option<&toml::Value>, Vec<Endpoint>) -> Result<Arc<dyn Adapter>, ClientError>;
 
-/// Every adapter, by name.
+/// The one list of adapters: a spec naming one not here is refused when it loads.
 pub(crate) const ADAPTERS: &[AdapterKind] = &[
     AdapterKind {
         name: "raftkv",

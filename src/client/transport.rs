@@ -45,11 +45,12 @@ pub(crate) fn base_url(addr: &SocketAddr) -> String {
 /// A node's answer, read in full.
 #[derive(Clone, Debug)]
 pub(crate) struct Answer {
-    /// HTTP status code.
+    /// The HTTP status code, which the adapter maps to ok, fail, info or a redirect.
     pub status: u16,
     /// The `Location` header, if any (for redirects).
     pub location: Option<String>,
-    /// The body.
+    /// The whole body, read before the answer is classified (a body lost mid-read makes the op
+    /// `info`).
     pub body: Vec<u8>,
 }
 
@@ -191,7 +192,8 @@ where
     }
 }
 
-/// The completion for a transport error.
+/// The completion for a transport error: `fail` when nothing was sent (connection refused), `info`
+/// when the request may have arrived.
 pub(crate) fn send_failed(e: SendError, node: usize) -> Completion {
     match e {
         SendError::Refused(error) => Completion::Fail { error, node },
@@ -199,7 +201,8 @@ pub(crate) fn send_failed(e: SendError, node: usize) -> Completion {
     }
 }
 
-/// The key an op works on.
+/// The key an op works on; `default`, the adapter's fixed key, for a single-register workload's
+/// keyless ops.
 pub(crate) fn key_of<'a>(req: &'a Request, default: &'a str) -> &'a str {
     req.key.as_deref().unwrap_or(default)
 }
@@ -264,7 +267,7 @@ pub(crate) fn parse_host_port(s: &str) -> Option<SocketAddr> {
 /// What one attempt on one node produced.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Step {
-    /// The op ended.
+    /// The op ended on this node (ok, fail or info); no further attempt.
     Done(Completion),
     /// "Not the leader": the leader is this node, if the answer named one we know.
     Redirect(Option<usize>),

@@ -60,7 +60,7 @@ use std::path::PathBuf;
 /// The root chains a run adds rules to.
 const ROOT_CHAINS: [&str; 3] = ["FORWARD", "INPUT", "OUTPUT"];
 
-/// What to clean.
+/// Which runs `clean` may touch: by default every stale run on the machine and no live one.
 #[derive(Clone, Debug, Default)]
 pub struct CleanOptions {
     /// Remove live runs' resources too (`raftcheck clean --force`).
@@ -74,23 +74,26 @@ pub struct CleanOptions {
 pub enum Item {
     /// A process found by its `RAFTCHECK_RUN_ID`.
     Process {
-        /// Its pid.
+        /// The pid clean kills (SIGCONT first, so a paused node dies too).
         pid: i32,
-        /// Its command name.
+        /// Its command name from `/proc/PID/comm` (at most 15 bytes; `?` once it is gone), for
+        /// messages.
         comm: String,
-        /// The run it belongs to.
+        /// The run id its `RAFTCHECK_RUN_ID` variable carries.
         run_id: String,
     },
     /// A process found inside one of a run's namespaces.
     NetnsProcess {
-        /// Its pid.
+        /// The pid of a process inside the run's namespace (from `ip netns pids`), whatever its
+        /// environment.
         pid: i32,
-        /// Its command name.
+        /// Its command name from `/proc/PID/comm` (at most 15 bytes; `?` once it is gone), for
+        /// messages.
         comm: String,
-        /// The namespace.
+        /// The run's namespace it was found in (`<run id>-nK`).
         namespace: String,
     },
-    /// A network namespace.
+    /// A run's network namespace, `<run id>-nK`; removing it needs root.
     Namespace(String),
     /// A bridge or veth in the root namespace.
     Link(String),
@@ -135,9 +138,9 @@ impl fmt::Display for Item {
 /// Something clean meant to remove and could not.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
-    /// What it was.
+    /// The process, namespace, link, rule or lock file still there.
     pub item: Item,
-    /// Why it is still there.
+    /// What kept it, in words (`needs root`, `still running 2 s after SIGKILL`, the OS's message).
     pub why: String,
 }
 
@@ -161,21 +164,22 @@ pub enum Live {
     },
     /// Its lock is free, but the recorded controller still runs (same pid and start time).
     ControllerRunning {
-        /// The controller's pid.
+        /// The controller's pid, running with the start time its lock file recorded.
         pid: i32,
     },
     /// Its lock file exists but cannot be opened: clean does not guess.
     LockUnreadable {
-        /// The lock file.
+        /// The run's lock file, which exists but could not be opened (permissions).
         path: PathBuf,
-        /// The error.
+        /// Why opening it failed, as the OS said.
         error: String,
     },
     /// No lock file, but one of its processes still has its parent (an older raftcheck).
     ParentAlive {
         /// The run's process.
         pid: i32,
-        /// Its parent.
+        /// Its parent's pid: alive, not init, and not itself a process of the run, so most likely
+        /// the raftcheck that started it.
         parent: i32,
         /// The parent's command name.
         parent_comm: String,
@@ -257,7 +261,7 @@ impl fmt::Display for Stale {
 pub struct Kept {
     /// Its processes (found by `RAFTCHECK_RUN_ID`).
     pub processes: Vec<i32>,
-    /// Its namespaces.
+    /// Its network namespaces (`<run id>-nK`), left in place.
     pub namespaces: Vec<String>,
     /// Its bridge and veths.
     pub links: Vec<String>,
@@ -306,7 +310,7 @@ impl fmt::Display for Kept {
 /// A live run: skipped, or (with `force`) removed anyway.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LiveRun {
-    /// Its run id.
+    /// The run's id (`rc7f3a`), which the names of all its resources start with.
     pub run_id: String,
     /// Why it was taken for live.
     pub why: Live,
@@ -327,7 +331,7 @@ impl fmt::Display for LiveRun {
 /// A stale run whose resources clean removed (or tried to).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StaleRun {
-    /// Its run id.
+    /// The run's id (`rc7f3a`), which the names of all its resources start with.
     pub run_id: String,
     /// Why it was taken for stale.
     pub why: Stale,
@@ -342,7 +346,8 @@ pub struct CleanReport {
     pub forced: Vec<LiveRun>,
     /// Stale runs found, with why.
     pub stale: Vec<StaleRun>,
-    /// What was removed.
+    /// Everything removed, processes first and lock files last; `removed_lines` gives one line
+    /// each.
     pub removed: Vec<Item>,
     /// What could not be removed.
     pub failed: Vec<Failure>,
@@ -397,11 +402,10 @@ pub fn clean_run(run_id: &str) -> Result<CleanReport, ClusterError> {
 /// A process that carries a run id.
 #[derive(Clone, Debug)]
 struct Proc {
-    /// Its pid.
     pid: i32,
     /// Its parent's pid (0 if unknown).
     ppid: i32,
-    /// Its command name.
+    /// From `/proc/PID/comm`, for messages; `?` if it exited meanwhile.
     comm: String,
 }
 

@@ -29,7 +29,7 @@ pub enum ClusterError {
     /// A command the harness runs (ip, iptables) failed.
     #[error("`{cmd}` failed: {msg}")]
     Command {
-        /// The command line.
+        /// The argv joined by spaces (no shell quoting), e.g. `ip netns add rc7f3a-n1`.
         cmd: String,
         /// stderr or the OS error.
         msg: String,
@@ -37,9 +37,10 @@ pub enum ClusterError {
     /// Starting or signalling a node failed.
     #[error("node {node}: {msg}")]
     Node {
-        /// Node name.
+        /// The node concerned (`n1`, ...), first in the message.
         node: String,
-        /// What happened.
+        /// What failed, usually naming the path or giving the OS error (`not running`,
+        /// `creating DIR: ...`).
         msg: String,
     },
     /// Anything else, with context.

@@ -153,7 +153,7 @@ pub(crate) fn netns_name(run_id: &str, i: usize) -> String {
     format!("{run_id}-n{}", i + 1)
 }
 
-/// The run's bridge name.
+/// `<run id>-br`: the bridge every node's veth joins, which `clean` finds by this name.
 pub fn bridge_name(run_id: &str) -> String {
     format!("{run_id}-br")
 }
@@ -182,7 +182,7 @@ pub fn bridge_ip(subnet: Ipv4Addr) -> Ipv4Addr {
 pub struct Network {
     /// Tags every resource.
     run_id: String,
-    /// Netns or loopback.
+    /// Netns or loopback, fixed at creation; loopback has no fabric and cannot partition.
     mode: NetMode,
     /// One host per node, index order.
     hosts: Vec<Arc<dyn Host>>,
@@ -196,9 +196,9 @@ pub struct Network {
 struct Fabric {
     /// The /24's network address.
     subnet: Ipv4Addr,
-    /// The bridge.
+    /// The bridge's name (`<run id>-br`); it holds the harness's address, `.1`.
     bridge: String,
-    /// One namespace per node.
+    /// Node i's namespace, `<run id>-n<i+1>`, by node index; the node runs inside it.
     namespaces: Vec<String>,
     /// The root-side veth of each node.
     veths: Vec<String>,
@@ -373,7 +373,7 @@ impl Network {
         Ok(())
     }
 
-    /// Netns or loopback.
+    /// The mode the network was created in; partitions are possible in netns mode only.
     pub fn mode(&self) -> NetMode {
         self.mode
     }
@@ -570,7 +570,8 @@ fn refuse_taken_names(run_id: &str) -> Result<(), ClusterError> {
 /// A held subnet lock file. Dropping it deletes the file and then unlocks it, so lock files do
 /// not pile up; [`try_lock_subnet`] checks that the file it locked is still the one at the path.
 struct SubnetLock {
-    /// The lock file.
+    /// `<lock dir>/raftcheck-subnet-<network address>.lock`, deleted on drop before the flock is
+    /// released.
     path: PathBuf,
     /// The flock; unlocked when this field drops, after `drop` removed the file.
     _lock: Flock<File>,

@@ -71,7 +71,8 @@ pub struct NodeProcess {
 /// What the reaper thread and the owner share.
 #[derive(Debug, Default)]
 struct Shared {
-    /// See [`ReapState`].
+    /// Exit status and who reaps the zombie; the reaper thread and `Drop` both update it, and
+    /// whichever comes second reaps.
     state: Mutex<ReapState>,
     /// Notified when the exit status becomes known.
     exited: Condvar,

@@ -33,7 +33,6 @@ use std::path::{Path, PathBuf};
 /// Lock files are `raftcheck-run-<run id>.lock`.
 const LOCK_PREFIX: &str = "raftcheck-run-";
 
-/// The lock file's suffix.
 const LOCK_SUFFIX: &str = ".lock";
 
 /// The temporary name a lock file is written under before it is linked into place.
@@ -58,9 +57,10 @@ pub(crate) fn lock_path(dir: &Path, run_id: &str) -> PathBuf {
 /// is still ours) and then releases the flock.
 #[derive(Debug)]
 pub struct RunLock {
-    /// The run id the lock reserves.
+    /// The id no other run can take while this lock lives.
     run_id: String,
-    /// The lock file.
+    /// `<lock dir>/raftcheck-run-<run id>.lock`; removed on drop only if the path still names our
+    /// file.
     path: PathBuf,
     /// The flock; released when this field drops, after `drop` removed the file.
     lock: Flock<File>,
@@ -145,7 +145,8 @@ impl RunLock {
         )))
     }
 
-    /// The run id this lock reserves.
+    /// The run id this lock reserves, which every resource of the run (namespaces, links, rules)
+    /// carries in its name.
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
@@ -179,7 +180,8 @@ fn same_file(file: &File, path: &Path) -> bool {
 pub(crate) struct LockRecord {
     /// The run the lock is for (must match the file name).
     pub(crate) run_id: String,
-    /// The controller's pid.
+    /// The pid of the raftcheck process carrying out the run; with `start_time` and `boot_id` it
+    /// tells a live controller from a recycled pid.
     pub(crate) pid: i32,
     /// The controller's start time, in clock ticks since boot (field 22 of /proc/PID/stat).
     pub(crate) start_time: u64,
@@ -196,9 +198,9 @@ pub enum LockFileError {
     /// A field's value does not parse.
     #[error("bad {key} value {value:?}")]
     Bad {
-        /// The field.
+        /// The field's key as in the file (`run_id`, `pid`, `start_time`).
         key: &'static str,
-        /// What the file holds.
+        /// The value as the file has it, quoted in the message.
         value: String,
     },
     /// A line that is not `key=value`.
@@ -288,18 +290,18 @@ pub(crate) enum LockState {
 pub enum StaleLock {
     /// The recorded pid no longer exists (or is a zombie).
     Exited {
-        /// The controller's pid.
+        /// The pid the lock file recorded, no longer running.
         pid: i32,
     },
     /// The recorded pid runs, but started at another time: the kernel gave it to another
     /// process.
     Recycled {
-        /// The controller's pid.
+        /// The pid the lock file recorded, now another process's.
         pid: i32,
     },
     /// The lock was taken in an earlier boot.
     OtherBoot {
-        /// The controller's pid.
+        /// The pid the lock file recorded in that earlier boot, meaningless in this one.
         pid: i32,
     },
     /// The file says nothing usable.
@@ -310,7 +312,7 @@ pub enum StaleLock {
 /// removed knowing no run took it meanwhile.
 #[derive(Debug)]
 pub(crate) struct Probe {
-    /// What the file says.
+    /// Whether the run is live (flock held, or its controller still running) or stale, and why.
     pub(crate) state: LockState,
     /// Our flock, for a stale lock only.
     pub(crate) guard: Option<Flock<File>>,

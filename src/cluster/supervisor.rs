@@ -13,13 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// One node's slot.
+/// What the harness knows of one node's process, behind its own mutex: whether its exit would be a
+/// crash, whether it is paused.
 struct Slot {
     /// The running process, if any.
     proc: Option<NodeProcess>,
     /// Set when the nemesis (or the harness) killed it: its exit is expected, not a crash.
     expected_down: bool,
-    /// Paused by the nemesis.
+    /// Set by [`Cluster::pause`], cleared by resume, kill and respawn; resume sends SIGCONT only
+    /// when it is set.
     paused: bool,
     /// A crash was already reported for this incarnation.
     crash_reported: bool,
@@ -30,21 +32,24 @@ struct Slot {
 /// A node that exited without being killed: a finding.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Crash {
-    /// Node name.
+    /// The crashed node's name (`n1`, `n2`, ...).
     pub node: String,
-    /// How it exited.
+    /// How it ended, as the standard library prints an exit status: `exit status: 101`,
+    /// `signal: 6 (SIGABRT)`.
     pub status: String,
-    /// The last lines of its log.
+    /// The last 20 lines of its log, for the report: usually the panic or error that ended it.
     pub log_tail: String,
 }
 
-/// A running cluster.
+/// The nodes of one run and the network they live on; dropping it stops every node and tears the
+/// network down.
 pub struct Cluster {
     /// Node names (n1, n2, ...).
     pub names: Vec<String>,
     /// Client endpoints, by node index.
     pub endpoints: Vec<Endpoint>,
-    /// The network the nodes live on.
+    /// The nodes' hosts and links; the nemesis locks it to partition and heal, and drop tears it
+    /// down.
     pub network: Mutex<Network>,
     hosts: Vec<Arc<dyn Host>>,
     argv: Vec<Vec<String>>,
@@ -180,7 +185,8 @@ impl Cluster {
         Ok(c)
     }
 
-    /// Number of nodes.
+    /// How many nodes the run started (the spec's count after `--nodes`); indices `0..len()` name
+    /// them everywhere, node `n1` being 0.
     pub fn len(&self) -> usize {
         self.names.len()
     }

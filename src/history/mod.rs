@@ -52,11 +52,12 @@ pub enum EventType {
 pub enum Fun {
     /// Read a register (value) or a list (whole list).
     Read,
-    /// Overwrite a register.
+    /// Overwrite a register; `value` is the new value (unique per key in raftcheck's own runs).
     Write,
     /// Compare-and-set a register: value is `[expected, new]`.
     Cas,
-    /// Append one element to a list.
+    /// Append one element (`value`) to a list; elements are unique per key in raftcheck's own runs,
+    /// so a read shows which appends took effect and in what order.
     Append,
 }
 
@@ -85,7 +86,8 @@ pub struct Event {
     pub kind: EventType,
     /// The logical client; a process has at most one operation outstanding.
     pub process: u64,
-    /// The function.
+    /// Which function the operation applies; a completion must name its invocation's. See [`Fun`]
+    /// for what `value` then holds.
     pub f: Fun,
     /// The key, absent for single-register histories.
     #[serde(
@@ -140,16 +142,18 @@ pub enum Outcome {
 pub struct Op {
     /// Position of this op in the paired list (stable id used by results and reports).
     pub id: usize,
-    /// The process that ran it.
+    /// The logical client that ran it; one process's ops never overlap in time.
     pub process: u64,
-    /// The function.
+    /// Which function it applies; with `outcome`, this decides what `value` holds.
     pub f: Fun,
-    /// The key, if any.
+    /// The key, `None` in a single-register history; the checker splits a history by key and checks
+    /// each part on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// For reads: the value returned (null if not ok). Otherwise: the invoked argument.
     pub value: Value,
-    /// How it ended.
+    /// How it ended, as the checker reads it: a `fail` cas with error `"mismatch"` is
+    /// [`Outcome::Mismatch`], and an op never completed is `Info`.
     pub outcome: Outcome,
     /// File position of the invocation event.
     pub call: usize,
@@ -173,29 +177,31 @@ pub enum HistoryError {
     /// The file could not be read.
     #[error("{path}: {source}")]
     Io {
-        /// The file.
+        /// The history file as given; the message starts with it.
         path: PathBuf,
-        /// The cause.
+        /// Why it could not be read (no such file, not UTF-8, ...).
         source: std::io::Error,
     },
     /// A line or form could not be parsed.
     #[error("{path}:{line}: {msg}")]
     Parse {
-        /// The file.
+        /// The history file; with `line`, the message reads `path:line: msg`, as compilers print
+        /// it.
         path: PathBuf,
         /// 1-based line number.
         line: usize,
-        /// What was wrong.
+        /// What the parser found there (serde_json's message, or the EDN reader's).
         msg: String,
     },
     /// Events that do not form a well-paired history.
     #[error("{path}:{line}: {msg}")]
     Pairing {
-        /// The file.
+        /// The history file, or `<memory>` for events built in memory.
         path: PathBuf,
         /// 1-based line (or event) number.
         line: usize,
-        /// What was wrong.
+        /// Which pairing or ordering rule the events break, naming the other line involved
+        /// (`process 3 invokes read while its write invoked on line 12 is still open`).
         msg: String,
     },
 }
@@ -220,7 +226,8 @@ pub struct Source {
 pub struct Carried {
     /// `index` was given (EDN may omit it; JSONL requires it).
     pub index: bool,
-    /// `time` was given.
+    /// `time` was given; an event without one is left out of the time-order check, where its
+    /// default 0 would look like a clock going back.
     pub time: bool,
     /// `value` was given (possibly as null).
     pub value: bool,
@@ -304,7 +311,7 @@ pub fn pair(events: &[Event], src: &Source) -> Result<Vec<Op>, HistoryError> {
     pair_with(events, src, PairOptions::default())
 }
 
-/// Choices for [`pair_with`].
+/// How strictly [`pair_with`] reads a history; the default is the strict reading [`pair`] uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PairOptions {
     /// Refuse times that go back in file order (the default). Off, `time` is kept for plots and

@@ -23,17 +23,20 @@ use std::collections::{BTreeMap, BTreeSet};
 pub enum Action {
     /// Kill the target's nodes.
     Kill {
-        /// Whom.
+        /// Which nodes; resolved only when the fault fires, so `leader` is whoever the monitor last
+        /// saw leading then.
         target: Target,
     },
     /// Pause the target's nodes.
     Pause {
-        /// Whom.
+        /// Which nodes; resolved only when the fault fires, so `leader` is whoever the monitor last
+        /// saw leading then.
         target: Target,
     },
-    /// Partition the network.
+    /// Drop packets between groups of nodes (iptables, so netns mode only).
     Partition {
-        /// Shape.
+        /// How to split the nodes; made into a grudge when the fault fires, from the leader seen
+        /// then.
         shape: PartitionKind,
     },
     /// Remove a node and add it back empty.
@@ -44,7 +47,8 @@ pub enum Action {
 }
 
 impl Action {
-    /// The fault kind.
+    /// The [`FaultKind`] of this action, its target or shape dropped: what nemesis.jsonl records
+    /// and a spec's `faults` list names.
     pub fn kind(&self) -> FaultKind {
         match self {
             Action::Kill { .. } => FaultKind::Kill,

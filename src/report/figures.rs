@@ -55,7 +55,8 @@ impl Class {
     }
 }
 
-/// One op on a latency plot.
+/// One op drawn on a latency plot: x its invocation, y its latency, colour its function, marker its
+/// outcome.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LatencyPoint {
     /// Invocation time, seconds since the run started (or since the leader change, in a
@@ -76,7 +77,8 @@ pub struct FaultInterval {
     pub kind: FaultKind,
     /// The nemesis's label, e.g. "kill leader".
     pub label: String,
-    /// Nodes hit.
+    /// Names of the nodes the fault hit, as nemesis.jsonl logged them (for a partition, every node
+    /// in the grudge).
     pub nodes: Vec<String>,
     /// Seconds since the run started, when the fault was installed.
     pub start: f64,
@@ -91,9 +93,9 @@ pub struct FaultInterval {
 pub struct LeaderLine {
     /// Seconds since the run started, when the monitor first saw the new leader.
     pub t: f64,
-    /// The new leader.
+    /// Name of the node the monitor saw take over (`n2`).
     pub node: String,
-    /// Its term.
+    /// The term the new leader reported, drawn in the line's label.
     pub term: u64,
     /// The label drawn at the top of the line, e.g. "n2 t3".
     pub label: String,
@@ -114,7 +116,7 @@ pub struct RateSeries {
 /// Latency and ok throughput around one leader change, times relative to the change.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChangeWindow {
-    /// The change.
+    /// The leader change the window is centred on: its `t` is the window's zero.
     pub change: LeaderLine,
     /// Ops invoked within [`WINDOW`] of the change.
     pub points: Vec<LatencyPoint>,

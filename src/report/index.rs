@@ -24,14 +24,15 @@ const MATRIX_DIR: &str = "matrix";
 /// Older matrix summaries listed as links.
 const MAX_OLDER_MATRICES: usize = 20;
 
-/// One row of the index.
+/// One run or check listed in results/index.html, taken from its results.json read as plain JSON,
+/// so fields another version lacks are left empty.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexRow {
     /// The run dir relative to the root, with `/` separators.
     pub rel: String,
     /// valid / invalid / unknown, or "?" when results.json says none.
     pub verdict: String,
-    /// "run" or "check".
+    /// "run" when results.json has a `run_id`, else "check" (a `raftcheck check` output dir).
     pub kind: String,
     /// Cluster spec name (runs).
     pub cluster: String,
@@ -45,7 +46,7 @@ pub struct IndexRow {
     sort: String,
     /// Fault-phase seconds (runs).
     pub duration: Option<f64>,
-    /// Seed (runs).
+    /// The run's seed, to rerun it with `--seed`; `None` for checks.
     pub seed: Option<u64>,
     /// Total ops (runs: from results.json's op counts).
     pub ops: Option<u64>,

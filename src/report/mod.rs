@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 /// The checker's answer for one history file, as written to results.json by `raftcheck check`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HistoryCheck {
-    /// The history file.
+    /// The history file's path as given on the command line.
     pub file: String,
     /// Its conclusion: the checker's verdict, or `error` when the file could not be checked.
     pub verdict: Conclusion,
@@ -73,15 +73,15 @@ pub enum ReportError {
     /// Reading or writing a file.
     #[error("{path}: {source}")]
     Io {
-        /// The file.
+        /// The file that could not be read or written; the message starts with it.
         path: PathBuf,
-        /// The cause.
+        /// Why (permission denied, a full disk, ...).
         source: std::io::Error,
     },
     /// An input file of the run dir is missing or malformed.
     #[error("{path}: {msg}")]
     Input {
-        /// The file.
+        /// The run-dir input at fault; the message starts with it.
         path: PathBuf,
         /// What was wrong.
         msg: String,
@@ -92,9 +92,9 @@ pub enum ReportError {
     /// plotters could not draw or encode a PNG.
     #[error("drawing {path}: {msg}")]
     Plot {
-        /// The PNG.
+        /// The PNG being drawn when plotters failed.
         path: PathBuf,
-        /// plotters' message.
+        /// plotters' error, turned into text.
         msg: String,
     },
 }

@@ -26,13 +26,14 @@ use std::time::{Duration, Instant};
 
 /// What carrying out the plan produced besides the files in the run dir.
 pub(crate) struct Executed {
-    /// The run's directory.
+    /// `<results root>/<cluster>-<workload>-<nemesis>/<UTC timestamp>/`, where every record goes.
     pub dir: RunDir,
     /// The run id every resource carried.
     pub run_id: String,
     /// When the run started (UTC).
     pub started: chrono::DateTime<chrono::Utc>,
-    /// Each node's argv.
+    /// Each node's argv when first started, by node index (binary, filled-in spec args,
+    /// `--node-arg`s), for results.json.
     pub node_argv: Vec<Vec<String>>,
     /// Nodes that exited on their own.
     pub crashes: Vec<Crash>,
@@ -365,7 +366,7 @@ fn teardown(cluster: Arc<Cluster>) {
 struct DataDirs {
     /// The run's `nodes/` dir (node `nK`'s data is `nodes/nK/data`).
     nodes: PathBuf,
-    /// `--keep-data`.
+    /// Set by `--keep-data`: leave the data dirs in place for inspection after the run.
     keep: bool,
 }
 

@@ -68,7 +68,8 @@ impl Interrupt {
 pub enum NetChoice {
     /// netns when possible (root, ip, iptables), else loopback.
     Auto,
-    /// Force loopback.
+    /// Loopback even where netns would work (`--net loopback`): every node on 127.0.0.1, no
+    /// partitions.
     Loopback,
     /// Require netns; an error if unavailable.
     Netns,
@@ -95,15 +96,17 @@ pub struct RunOptions {
     pub seed: u64,
     /// Extra argv for every node.
     pub node_args: Vec<String>,
-    /// Root of results (default `results`).
+    /// Where the run's dir is created, as `<root>/<cluster>-<workload>-<nemesis>/<timestamp>/`
+    /// (`--results`, default `results`).
     pub results_root: PathBuf,
-    /// Network mode.
+    /// Which network mode to use (`--net`); the plan settles `Auto` into netns or loopback.
     pub net: NetChoice,
-    /// Subnet for netns mode.
+    /// A /24 for the nodes' addresses in netns mode (`--subnet`); `None` picks a free one in
+    /// 10.231.0.0/16. Refused in loopback mode.
     pub subnet: Option<String>,
     /// Keep node data dirs after the run.
     pub keep_data: bool,
-    /// Checker time limit (seconds).
+    /// Seconds the checker may take before undecided keys make the run unknown; `None`: no limit.
     pub check_time_limit: Option<f64>,
     /// Draw a progress bar (only if stderr is a terminal).
     pub progress: bool,
@@ -116,7 +119,7 @@ pub struct RunOptions {
 /// Why a run could not be carried out (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// A bad spec or name.
+    /// A spec that could not be found, read or parsed, or holds a bad value.
     #[error(transparent)]
     Spec(#[from] SpecError),
     /// The cluster could not be set up.
@@ -133,7 +136,8 @@ pub enum RunError {
     NotReady {
         /// What happened, with how long it took.
         why: String,
-        /// Node log tails.
+        /// The last lines of each node's log, appended to the message: usually why it did not
+        /// start.
         logs: String,
     },
     /// A record of the run could not be written (a full disk): the run stopped there, healed,
@@ -146,27 +150,28 @@ pub enum RunError {
     Record {
         /// The file that could not be written.
         path: PathBuf,
-        /// The cause.
+        /// The write error, usually a full disk.
         #[source]
         source: std::io::Error,
     },
     /// Files in the results dir.
     #[error("{path}: {source}")]
     Io {
-        /// The file.
+        /// The run dir, a log that could not be created, or results.json.
         path: PathBuf,
-        /// The cause.
+        /// Why the OS refused (permission denied, a full disk, ...).
         source: std::io::Error,
     },
 }
 
 /// What the CLI prints and exits with.
 pub struct RunOutcome {
-    /// The run's verdict.
+    /// The verdict after the run's own rules (crashes, broken invariants, coverage), not only the
+    /// checker's: what the exit code says.
     pub verdict: Verdict,
     /// The run's results dir.
     pub dir: PathBuf,
-    /// The results.
+    /// What was written to results.json, for the command's summary and the matrix's records.
     pub results: RunResults,
 }
 

@@ -15,15 +15,17 @@ use std::time::{Duration, Instant};
 
 /// The nemesis task's state.
 pub(crate) struct Nemesis {
-    /// The nodes.
+    /// The nodes the faults hit; partitions go into its network.
     pub cluster: Arc<Cluster>,
     /// Who leads now.
     pub monitor: Arc<super::monitor::Monitor>,
-    /// For membership changes.
+    /// The client adapter, used only to remove and add members for the membership fault.
     pub adapter: Arc<dyn crate::client::Adapter>,
-    /// nemesis.jsonl.
+    /// The nemesis.jsonl sink: a start line for each fault tried, a stop line for each heal, each
+    /// with its outcome.
     pub log: Arc<JsonlSink>,
-    /// Seed for target choices.
+    /// The run's seed; the nodes each target and shape picks are drawn from it (mixed with a
+    /// constant of their own, so they do not repeat the schedule's draws).
     pub seed: u64,
     /// The run's clock origin.
     pub start: Instant,

@@ -21,11 +21,13 @@ pub struct RunPlan {
     pub cluster: ClusterSpec,
     /// The workload, with `--time-limit`, `--concurrency` and `--rate` applied.
     pub workload: WorkloadSpec,
-    /// The nemesis spec.
+    /// The nemesis spec as loaded (no flag overrides it); `asked` and `schedule` are derived from
+    /// it.
     pub nemesis: NemesisSpec,
     /// Names for results: the stems of the three spec arguments (`raftkv`, `kv`, `kill`).
     pub names: [String; 3],
-    /// The server binary, found.
+    /// The server binary's path, found from the spec's `binary` (a path, next to raftcheck, or on
+    /// PATH) before anything starts.
     pub binary: PathBuf,
     /// netns or loopback, and why.
     pub mode: NetMode,
@@ -33,7 +35,8 @@ pub struct RunPlan {
     pub net_reason: String,
     /// What the nemesis is asked for, after the mode's and the cluster's filtering.
     pub asked: Asked,
-    /// The seeded fault schedule.
+    /// Every fault the nemesis will inject, with its start and end, drawn from the seed before the
+    /// run starts.
     pub schedule: Vec<Planned>,
 }
 

@@ -42,15 +42,15 @@ pub enum SpecError {
     /// The file could not be read.
     #[error("{path}: {source}")]
     Io {
-        /// The file.
+        /// The spec file, as given or as found from its name; the message starts with it.
         path: PathBuf,
-        /// The cause.
+        /// Why reading it failed (no such file, permission denied), printed after the path.
         source: std::io::Error,
     },
     /// TOML syntax, an unknown field, a wrong type.
     #[error("{path}: {msg}")]
     Parse {
-        /// The file.
+        /// The spec file that is not valid TOML for its kind; the message starts with it.
         path: PathBuf,
         /// toml's message (it names the line and the field).
         msg: String,
@@ -58,11 +58,12 @@ pub enum SpecError {
     /// A value that parses but makes no sense.
     #[error("{path}: field `{field}`: {msg}")]
     Invalid {
-        /// The file.
+        /// The spec file holding the bad value.
         path: PathBuf,
-        /// The field.
+        /// The field as written in the file, or a path into it: `args[0]`,
+        /// `row stale-read: expect`.
         field: String,
-        /// What is wrong.
+        /// What the value must be, usually with the value found (`must be 1 to 9, got 12`).
         msg: String,
     },
     /// A name that matches no file.
@@ -70,9 +71,9 @@ pub enum SpecError {
     NotFound {
         /// cluster, workload or nemesis.
         kind: &'static str,
-        /// The name given.
+        /// The name or path exactly as the user gave it (a flag, a matrix row).
         name: String,
-        /// The paths tried.
+        /// Every path looked at, joined by `, `, so the user sees where the file was expected.
         tried: String,
     },
 }
@@ -281,10 +282,12 @@ pub struct ClusterSpec {
     /// Peer port (netns: every node; loopback: base). Defaults to client_port + 100.
     #[serde(default)]
     pub peer_port: Option<u16>,
-    /// Format of one entry of `{peers}`.
+    /// Template for one node's entry in `{peers}`, filled in per node; the entries are joined by
+    /// `,`.
     #[serde(default = "default_peers_entry")]
     pub peers_entry: String,
-    /// Format of one entry of `{initial_cluster}`.
+    /// Template for one node's entry in `{initial_cluster}` (etcd's `--initial-cluster`), filled in
+    /// per node and joined by `,`.
     #[serde(default = "default_initial_cluster_entry")]
     pub initial_cluster_entry: String,
     /// How long the cluster may take to elect a leader and answer, at start and after faults.
@@ -407,7 +410,8 @@ impl ClusterSpec {
         None
     }
 
-    /// The peer port base.
+    /// `peer_port`, or `client_port + 100` when the spec leaves it out: every node's peer port in
+    /// netns mode; on loopback, the base that node i's port counts up from.
     pub(crate) fn peer_port(&self) -> u16 {
         self.peer_port
             .unwrap_or(self.client_port.saturating_add(100))

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// A kind of fault.
+/// A fault the nemesis can inject, written in kebab case in specs and nemesis.jsonl (`kill`,
+/// `member`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
@@ -23,7 +24,7 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// Lower-case name.
+    /// The kebab-case name used in specs, nemesis.jsonl and fault labels (`kill`, `partition`).
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Kill => "kill",
@@ -40,20 +41,21 @@ impl FaultKind {
 pub enum Target {
     /// The node the monitor last saw as leader (a random node if none is known).
     Leader,
-    /// One node at random.
+    /// One node, chosen with the run's seeded RNG.
     Random,
-    /// A random minority.
+    /// `(n - 1) / 2` nodes but at least one (1 of 3, 2 of 5), chosen with the run's seed; on 3
+    /// nodes or more the rest keep quorum.
     Minority,
-    /// A random majority.
+    /// More than half the nodes, chosen with the run's seed: the cluster loses quorum.
     Majority,
-    /// Every node.
+    /// Every node at once: the cluster is down until heal.
     All,
     /// A majority first, the rest half-way through the fault: the survivors run alone for a
     /// while (campaigning, raising their terms) and then crash too, as in a rolling power loss.
     Staggered,
 }
 
-/// Shapes of network partition.
+/// How a partition fault splits the nodes; [`crate::nemesis`] turns each into a grudge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PartitionKind {
@@ -79,7 +81,8 @@ impl PartitionKind {
     }
 }
 
-/// A named nemesis (`nemesis/*.toml`).
+/// A nemesis spec (`nemesis/<name>.toml`): which faults, on whom, and when; [`NemesisSpec::load`]
+/// validates it.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NemesisSpec {
@@ -91,7 +94,8 @@ pub struct NemesisSpec {
     /// for `leader`, a random node for any other target.
     #[serde(default = "default_targets")]
     pub targets: Vec<Target>,
-    /// Partition shapes.
+    /// Shapes a partition fault draws from; a shape that needs more nodes than the cluster has is
+    /// left out of the draw, unless none fits.
     #[serde(default = "default_partitions")]
     pub partitions: Vec<PartitionKind>,
     /// Mean healthy time between faults.
@@ -134,7 +138,8 @@ fn default_start() -> f64 {
 }
 
 impl NemesisSpec {
-    /// Load and validate.
+    /// Parse the file and refuse values that make no sense (unknown faults, empty targets, kill
+    /// with pause in one combination); errors name the file and the field.
     pub fn load(path: &Path) -> Result<NemesisSpec, SpecError> {
         let s: NemesisSpec = load_toml(path)?;
         let bad = |field: &str, msg: String| SpecError::Invalid {

@@ -11,16 +11,17 @@ use std::path::Path;
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Mix {
-    /// Reads.
+    /// Weight of reads; a weight is a share of the sum of all four, not a percentage.
     #[serde(default)]
     pub read: u32,
-    /// Writes.
+    /// Weight of writes (register, cas-register and kv models only).
     #[serde(default)]
     pub write: u32,
-    /// Compare-and-sets.
+    /// Weight of cas ops (cas-register and kv only; the expected value is one recently seen on the
+    /// key).
     #[serde(default)]
     pub cas: u32,
-    /// List appends.
+    /// Weight of appends (list-append only, which also takes reads and nothing else).
     #[serde(default)]
     pub append: u32,
 }
@@ -36,13 +37,15 @@ pub enum KeyDist {
     Zipf,
 }
 
-/// A named workload (`workloads/*.toml`).
+/// A workload spec (`workloads/<name>.toml`): what the clients send and how fast;
+/// [`WorkloadSpec::load`] validates it.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadSpec {
     /// The checker model: register, cas-register, kv or list-append.
     pub model: String,
-    /// Op mix.
+    /// Relative weights of read, write, cas and append; [`WorkloadSpec::validate`] refuses all-zero
+    /// weights and functions the model does not have.
     pub mix: Mix,
     /// Number of keys; with 1 and a register model, ops carry no key (a single register).
     #[serde(default = "one")]
@@ -87,7 +90,7 @@ fn default_min_ok() -> usize {
 }
 
 impl WorkloadSpec {
-    /// Load and validate.
+    /// Parse the file, then [`WorkloadSpec::validate`] it; errors name the file and the field.
     pub fn load(path: &Path) -> Result<WorkloadSpec, SpecError> {
         let w: WorkloadSpec = load_toml(path)?;
         w.validate(path)?;

@@ -7,25 +7,29 @@ use crate::spec::nemesis::FaultKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// One line of nemesis.jsonl.
+/// One line of nemesis.jsonl: a fault's start or stop, written by the nemesis as it happens and
+/// read back for the coverage rules and the plots' shading.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NemesisEvent {
-    /// Line number.
+    /// The sink's counter: counts up from 0 in file order.
     pub index: u64,
     /// ns since the run started.
     pub time: u64,
     /// Whether this line starts (injects) or stops (heals) the fault.
     pub event: Phase,
-    /// The fault kind.
+    /// The kind of the fault (a combination logs one line per kind); a membership fault's installed
+    /// start also marks when its node's data dir was wiped.
     pub fault: FaultKind,
     /// e.g. "kill leader", "partition halves".
     pub label: String,
-    /// Nodes hit.
+    /// Names of the nodes the fault hit (for a partition, every node in the grudge); empty when it
+    /// was skipped before any was chosen.
     pub nodes: Vec<String>,
     /// For partitions: who drops whom.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grudge: Option<BTreeMap<String, Vec<String>>>,
-    /// What became of it.
+    /// Installed, skipped or failed on a start line; healed or failed on a stop line. Only
+    /// installed starts count as exercised.
     pub outcome: FaultOutcome,
     /// Why skipped or failed, or how the target was chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,7 +51,7 @@ pub enum Phase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FaultOutcome {
-    /// The fault is in force.
+    /// The fault took hold and lasts until its stop line; only these starts count as exercised.
     Installed,
     /// Not possible here (a 5-node shape on 3 nodes, no leader to target): nothing was done.
     Skipped,
@@ -89,17 +93,20 @@ impl NemesisEvent {
 /// One line of leaders.jsonl.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Sample {
-    /// Line number.
+    /// The sink's counter: counts up from 0 in file order.
     pub index: u64,
     /// ns since the run started.
     pub time: u64,
-    /// The node asked.
+    /// Name of the node that answered this status query; a node that did not answer gets no line.
     pub node: String,
-    /// Its role.
+    /// The role the node reported, as its adapter maps it; election safety compares the `leader`
+    /// samples.
     pub role: Role,
-    /// Its term.
+    /// The current term the node reported; term monotonicity wants it never to go back for one
+    /// node, unless its data dir was wiped.
     pub term: u64,
-    /// The leader it believes in.
+    /// Name of the node this one believes leads; `None` when it knows of none (or named a node
+    /// outside the cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
 }

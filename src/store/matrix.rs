@@ -9,9 +9,9 @@ use std::path::Path;
 /// One run of one row: a line of the committed table.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct RunRecord {
-    /// Row name.
+    /// The matrix.toml row this run belongs to (its `name`); summaries group records by it.
     pub row: String,
-    /// Seed.
+    /// The run's seed: the row's first seed plus the run's position; rerun it with `--seed`.
     pub seed: u64,
     /// The commit the raftcheck binary was built from ([`crate::BUILD_COMMIT`]).
     pub commit: String,
@@ -34,15 +34,16 @@ pub struct RunRecord {
 /// A row's figures over its runs.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct RowSummary {
-    /// Row name.
+    /// The row's `name` in matrix.toml, the first column of matrix.md.
     pub row: String,
-    /// Expected verdict.
+    /// What the row must get: `invalid` for a bug switch, `valid` for a control (never `unknown`:
+    /// the spec refuses it).
     pub expect: Verdict,
-    /// Runs.
+    /// Records of this row in the table, error runs included.
     pub runs: usize,
-    /// Invalid verdicts.
+    /// Runs that found a violation; a bug row passes with 90% of `runs` (one, in the CI subset).
     pub invalid: usize,
-    /// Unknown verdicts.
+    /// Runs that could not decide; a control with any of them fails, since it tested nothing.
     pub unknown: usize,
     /// Runs that could not be carried out.
     pub errors: usize,

@@ -39,7 +39,7 @@ pub(crate) const HISTORY: &str = "history.jsonl";
 pub(crate) const NEMESIS: &str = "nemesis.jsonl";
 /// The monitor's samples.
 pub(crate) const LEADERS: &str = "leaders.jsonl";
-/// The run's results.
+/// Where [`RunResults`] is written, once, when the run ends.
 pub(crate) const RESULTS: &str = "results.json";
 
 /// A run dir that cannot be read back. Every variant names the file.
@@ -48,17 +48,17 @@ pub enum StoreError {
     /// The file could not be read or written.
     #[error("{path}: {source}")]
     Io {
-        /// The file.
+        /// The run-dir file that could not be read or written; the message starts with it.
         path: PathBuf,
-        /// The cause.
+        /// Why (no results.json in a run that never finished, a full disk, ...).
         source: std::io::Error,
     },
     /// The file is not what a run writes there.
     #[error("{path}: {msg}")]
     Malformed {
-        /// The file.
+        /// The file whose contents are not a run's; the message starts with it.
         path: PathBuf,
-        /// What was wrong.
+        /// What did not parse: serde_json's message, or the history reader's naming the line.
         msg: String,
     },
 }
@@ -72,13 +72,13 @@ pub struct RunDir {
 /// Everything a finished run recorded, read back once.
 #[derive(Clone, Debug)]
 pub struct Recorded {
-    /// results.json.
+    /// results.json, which must exist and parse: a run that never finished cannot be read back.
     pub results: RunResults,
     /// history.jsonl, paired (empty when the run wrote none).
     pub ops: Vec<Op>,
-    /// nemesis.jsonl.
+    /// nemesis.jsonl's lines that parse, in file order; empty when the file is missing.
     pub nemesis: Vec<NemesisEvent>,
-    /// leaders.jsonl.
+    /// leaders.jsonl's samples that parse, in file order; empty when the file is missing.
     pub samples: Vec<Sample>,
 }
 
@@ -88,7 +88,7 @@ impl RunDir {
         RunDir { path: path.into() }
     }
 
-    /// The directory itself.
+    /// The run directory as given to [`RunDir::new`] (not canonicalized).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -117,7 +117,7 @@ impl RunDir {
         })
     }
 
-    /// results.json alone.
+    /// Read and parse results.json only, without the history and logs; an error names the file.
     pub fn results(&self) -> Result<RunResults, StoreError> {
         let path = self.file(RESULTS);
         let text = std::fs::read_to_string(&path).map_err(|source| StoreError::Io {
@@ -140,7 +140,7 @@ impl RunDir {
         read_lines(&self.file(LEADERS))
     }
 
-    /// Write results.json.
+    /// Write results.json as pretty JSON, replacing any earlier one; returns its path for messages.
     pub(crate) fn write_results(&self, results: &RunResults) -> Result<PathBuf, StoreError> {
         let path = self.file(RESULTS);
         write_json(&path, results).map_err(|source| StoreError::Io {

@@ -15,25 +15,26 @@ use std::collections::BTreeMap;
 /// Op counts by function, then by outcome ("ok", "fail", "info"; mismatched cas count as fail).
 pub type OpCounts = BTreeMap<String, BTreeMap<String, usize>>;
 
-/// One leader change seen by the monitor.
+/// A node first seen leading a higher term (or another node leading the same term) in the monitor's
+/// samples; a run's first is the leader found at start, not a change.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct LeaderChange {
     /// ns since the run started.
     pub time: u64,
-    /// The new leader.
+    /// Name of the node seen leading (`n2`).
     pub node: String,
-    /// Its term.
+    /// The term it was seen leading; never below the previous change's.
     pub term: u64,
 }
 
 /// Outcome counts of one fault label ("kill leader").
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct FaultCounts {
-    /// Installed.
+    /// Start lines that installed: how often the fault really took hold.
     pub installed: usize,
     /// Skipped (not possible here, e.g. a 5-node shape on 3 nodes).
     pub skipped: usize,
-    /// Tried and failed.
+    /// Start lines that tried and failed; each one's reason is in nemesis.jsonl.
     pub failed: usize,
 }
 
@@ -44,11 +45,14 @@ pub struct Exercised {
     pub requested: Vec<FaultKind>,
     /// Fault kinds dropped because the mode cannot do them, with why.
     pub unsupported: BTreeMap<String, String>,
-    /// Outcomes by fault label.
+    /// Start-line outcomes per fault label ("kill leader"), from nemesis.jsonl; stop lines are not
+    /// counted.
     pub faults: BTreeMap<String, FaultCounts>,
-    /// Leader changes seen.
+    /// Leader changes the monitor saw, the initial leader not counted (so one fewer than the
+    /// entries of `leader_changes` in results.json).
     pub leader_changes: usize,
-    /// Ops by f and outcome.
+    /// Op counts by function, then outcome, a mismatched cas counted as fail; the index sums them
+    /// for its ops column.
     pub ops: OpCounts,
 }
 
@@ -57,17 +61,19 @@ pub struct Exercised {
 pub struct Quantiles {
     /// Number of ok ops.
     pub count: usize,
-    /// Median.
+    /// Median by nearest rank: the sorted value at index `round((n - 1) / 2)`, the upper middle one
+    /// for an even count, not the mean of the two.
     pub p50: f64,
-    /// 90th percentile.
+    /// 90th percentile by nearest rank.
     pub p90: f64,
-    /// 99th percentile.
+    /// 99th percentile by nearest rank; with 50 ok ops or fewer it is `max`.
     pub p99: f64,
-    /// Maximum.
+    /// The slowest ok op.
     pub max: f64,
 }
 
-/// results.json of a run.
+/// A run's results.json: written once when the run ends, read back through [`super::RunDir`] by the
+/// report, the index and the matrix.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunResults {
     /// The run's verdict (checker + crashes + coverage).
@@ -77,21 +83,24 @@ pub struct RunResults {
     pub reasons: Vec<String>,
     /// Short run id (every resource the run created carries it).
     pub run_id: String,
-    /// Cluster spec name.
+    /// The stem of the `--cluster` argument (`raftkv` for `raftkv` or `clusters/raftkv.toml`), also
+    /// the first part of the run dir's parent name.
     pub cluster: String,
-    /// Workload spec name.
+    /// The stem of the `--workload` argument, as for `cluster`.
     pub workload: String,
-    /// Nemesis spec name.
+    /// The stem of the `--nemesis` argument, as for `cluster`.
     pub nemesis: String,
-    /// Seed.
+    /// The seed the op generators and the fault schedule were drawn from (random unless `--seed`
+    /// was given); `command` repeats it.
     pub seed: u64,
     /// The command that reproduces the run.
     pub command: String,
-    /// netns or loopback.
+    /// The network mode the run used: netns (own IPs, partitions possible) or loopback (all on
+    /// 127.0.0.1, no partitions).
     pub net_mode: NetMode,
-    /// Why that mode.
+    /// Why the run is in that mode (what detection found, or `--net`), in words for the report.
     pub net_reason: String,
-    /// Node count.
+    /// How many nodes ran: the cluster spec's count after `--nodes`.
     pub nodes: usize,
     /// Start time (UTC, RFC 3339).
     pub started: String,
@@ -101,17 +110,22 @@ pub struct RunResults {
     pub interrupted: bool,
     /// The workload as run (after flag overrides).
     pub workload_spec: WorkloadSpec,
-    /// The nemesis as run.
+    /// The nemesis spec as loaded (no flag overrides it), so the report shows what was asked even
+    /// if the file changes later.
     pub nemesis_spec: NemesisSpec,
-    /// The argv of each node.
+    /// Each node's argv when first started, by node index; a node rejoining after a membership
+    /// fault also gets the spec's `rejoin_args`, not shown here.
     pub node_argv: Vec<Vec<String>>,
     /// Nodes that exited on their own.
     pub crashes: Vec<Crash>,
-    /// What was exercised.
+    /// What the run really did (faults by outcome, leader changes, op counts), which the coverage
+    /// rules judge.
     pub exercised: Exercised,
-    /// Leader changes, in order.
+    /// Every leader the monitor saw take over, in time order; the first entry is the leader found
+    /// at start, not a change.
     pub leader_changes: Vec<LeaderChange>,
-    /// Latency quantiles by function.
+    /// Latency of ok ops by function name (`read`, `write`, ...), in ms; fail and info ops are left
+    /// out.
     pub latency_ms: BTreeMap<String, Quantiles>,
     /// For each leader change, how long acknowledged writes stopped; median and max.
     #[serde(default)]
@@ -130,9 +144,9 @@ pub struct RunResults {
 pub struct UnavailableWindow {
     /// When the monitor first saw the new leader, ns since the run started.
     pub time: u64,
-    /// The new leader.
+    /// Name of the node that took over.
     pub node: String,
-    /// Its term.
+    /// The term it took over in.
     pub term: u64,
     /// Completion time (ns) of the last acknowledged write, cas or append at or before the
     /// change; `None` if there was none.
@@ -167,11 +181,13 @@ pub struct Unavailability {
 pub struct Violation {
     /// `election-safety` or `term-monotonicity`.
     pub invariant: String,
-    /// A sentence.
+    /// A sentence naming the nodes, terms and times (s) of both samples, printed among the run's
+    /// reasons.
     pub explanation: String,
-    /// The earlier sample.
+    /// The earlier sample of the pair: the term's first leader, or the node's higher term.
     pub first: Sample,
-    /// The later sample.
+    /// The later sample, which contradicts `first`: a second leader in that term, or the lower
+    /// term.
     pub second: Sample,
 }
 
@@ -186,7 +202,7 @@ pub struct Violation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Conclusion {
-    /// Linearizable.
+    /// Linearizable, and for a run nothing else made it invalid or unknown; exit 0.
     Valid,
     /// Not decided: a limit, or nothing to judge (an empty history).
     Unknown,

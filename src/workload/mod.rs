@@ -101,7 +101,9 @@ impl Generator {
         self.keys.last().cloned().flatten()
     }
 
-    /// The next operation.
+    /// Draw the next op: its function by the mix's weights, its key by the key distribution, a
+    /// fresh unique value to write or append, and for a cas a value recently seen on the key as the
+    /// expected one.
     pub fn next(&mut self, shared: &Shared) -> Request {
         let total: u32 = self.mix.iter().sum::<u32>().max(1);
         let mut pick = self.rng.random_range(0..total);

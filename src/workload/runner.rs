@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 /// Live op counters, read by the progress bar.
 #[derive(Default)]
 pub struct Counters {
-    /// Ops that ended ok.
+    /// Ops completed ok so far, all workers together.
     pub ok: AtomicU64,
-    /// Ops that ended fail.
+    /// Ops that ended fail so far, a cas whose compare failed included.
     pub fail: AtomicU64,
-    /// Ops that ended info.
+    /// Ops that ended info so far (timeouts, lost answers); each retires its process.
     pub info: AtomicU64,
 }
 
@@ -50,7 +50,8 @@ impl LeaderHint {
         self.wake.notified().await
     }
 
-    /// A write was acknowledged by `node`.
+    /// Note that `node` acknowledged a write, cas or append; wakes the monitor when it is not the
+    /// node that acknowledged the one before.
     pub(crate) fn write_acknowledged_by(&self, node: usize) {
         let prev = self.last.swap(node, Ordering::Relaxed);
         if prev != node && prev != usize::MAX {
@@ -62,17 +63,19 @@ impl LeaderHint {
 /// What every worker shares.
 #[derive(Clone)]
 pub struct Ctx {
-    /// The protocol adapter.
+    /// Speaks the cluster's protocol: every op goes through it, within `op_timeout`.
     pub adapter: Arc<dyn Adapter>,
-    /// The history file.
+    /// The history.jsonl sink: each op's invoke is appended before it is sent, its completion after
+    /// the answer.
     pub history: Arc<JsonlSink>,
     /// Unique values and recent values per key.
     pub shared: Arc<Shared>,
-    /// Live counters.
+    /// Ok / fail / info counts so far, for the progress bar.
     pub counters: Arc<Counters>,
     /// Node names by index, for the history's `node` field.
     pub node_names: Vec<String>,
-    /// Per-op timeout.
+    /// How long one op may take in total, a redirect included, before it ends `info` (the
+    /// workload's `op_timeout_secs`).
     pub op_timeout: Duration,
     /// Set to stop issuing new ops (end of the phase, Ctrl-C).
     pub stop: Arc<AtomicBool>,

@@ -24,7 +24,8 @@ use log::RaftLog;
 /// Tunables and switches of one server's core. Times are in ticks.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// This server's id.
+    /// This server's id, unique in the cluster; it also salts the election-timeout generator, so
+    /// servers given one seed do not time out together.
     pub id: NodeId,
     /// Lower bound of the randomized election timeout (Raft §5.2); also the check-quorum
     /// period and the leader-stickiness window.
@@ -170,9 +171,11 @@ pub enum ConfigChange {
 struct Progress {
     /// Highest index known replicated on the follower.
     match_index: Index,
-    /// Next index to send.
+    /// Index of the next entry to send this follower; reset to `match_index + 1` when it drops back
+    /// to probing.
     next_index: Index,
-    /// Flow-control state.
+    /// Whether to probe one message at a time, stream up to `max_inflight`, or wait for a
+    /// snapshot's reply.
     state: ProgressState,
     /// Last indexes of AppendEntries in flight (pipelined state only).
     inflight: VecDeque<Index>,
@@ -233,17 +236,20 @@ struct PendingRead {
 /// A snapshot of the core's externally visible state, for `/status` and tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
-    /// Server id.
+    /// The id of the server this status is from.
     pub id: NodeId,
-    /// Current role.
+    /// The role at the time of the call; a leader cut off from the others still says leader until
+    /// check-quorum makes it step down.
     pub role: Role,
-    /// Current term.
+    /// The latest term this server has seen; persisted before it is acted on, so it never goes back
+    /// across a restart (unless the `forget-vote` bug is on).
     pub term: Term,
     /// Known leader of the current term.
     pub leader: Option<NodeId>,
-    /// Commit index.
+    /// Highest index known committed here; volatile, so after a restart it starts at the snapshot's
+    /// index until the leader says more.
     pub commit_index: Index,
-    /// Last log index.
+    /// Index of the last entry, or the snapshot's index when no entry follows it.
     pub last_index: Index,
     /// Current configuration (latest appended, per thesis §4.1).
     pub members: Members,
@@ -251,13 +257,14 @@ pub struct Status {
 
 /// One server's consensus state.
 pub struct Raft {
-    /// Tunables.
+    /// Timeouts in ticks, batching limits, protocol options (pre-vote, check-quorum) and bug
+    /// switches, fixed at start.
     cfg: Config,
     /// Latest term seen (persistent).
     term: Term,
     /// Vote in `term` (persistent).
     vote: Option<NodeId>,
-    /// Current role.
+    /// Follower at every (re)start: roles are not persisted.
     role: Role,
     /// Leader of `term`, when known.
     leader: Option<NodeId>,
@@ -295,7 +302,8 @@ pub struct Raft {
     reads_waiting_commit: Vec<u64>,
     /// Completed reads not yet handed out.
     ready_reads: Vec<ReadState>,
-    /// Reads to fail.
+    /// Ctxs of reads that can no longer complete here (leadership lost), handed out in the next
+    /// Ready for the runtime to answer "unknown".
     aborted_reads: Vec<u64>,
     /// Outgoing messages not yet handed out.
     msgs: Vec<Message>,
@@ -370,17 +378,18 @@ impl Raft {
 
     // ----- queries -----
 
-    /// This server's id.
+    /// This server's id as configured (raftkv's `--id`).
     pub fn id(&self) -> NodeId {
         self.cfg.id
     }
 
-    /// Current term.
+    /// The latest term seen; a change reaches stable storage through the next Ready's `hard_state`.
     pub fn term(&self) -> Term {
         self.term
     }
 
-    /// Current role.
+    /// The role now; a leader cut off from the others still says leader until check-quorum makes it
+    /// step down.
     pub fn role(&self) -> Role {
         self.role
     }
@@ -390,22 +399,25 @@ impl Raft {
         self.leader
     }
 
-    /// Commit index.
+    /// Highest index known committed; volatile, so after a restart it starts at the snapshot's
+    /// index.
     pub fn commit_index(&self) -> Index {
         self.log.committed
     }
 
-    /// Index of the last log entry.
+    /// Index of the last log entry, or the snapshot's when no entry follows it.
     pub fn last_index(&self) -> Index {
         self.log.last_index()
     }
 
-    /// Index covered by the latest snapshot.
+    /// Index of the last entry the latest snapshot covers (0 with none); entries up to it are no
+    /// longer held.
     pub fn snapshot_index(&self) -> Index {
         self.log.snapshot_index
     }
 
-    /// Configuration in force.
+    /// The configuration in force: the latest configuration entry in the log, committed or not
+    /// (thesis §4.1), else the snapshot's or the bootstrap one.
     pub fn members(&self) -> &Members {
         &self.members
     }
@@ -438,7 +450,8 @@ impl Raft {
         self.log.term(index)
     }
 
-    /// Status for `/status`.
+    /// A copy of the externally visible state (role, term, leader, indexes, members), which raftkv
+    /// serves as `GET /status`.
     pub fn status(&self) -> Status {
         Status {
             id: self.cfg.id,

@@ -41,7 +41,8 @@ pub struct Entry {
     pub term: Term,
     /// Position of the entry in the log.
     pub index: Index,
-    /// Payload.
+    /// What the entry carries: a new leader's no-op, a client command, or a configuration (in force
+    /// once appended).
     pub data: EntryData,
 }
 
@@ -72,13 +73,14 @@ pub struct Snapshot {
 /// sender would campaign in), used by the receiver to detect stale leaders and candidates.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
-    /// Sender.
+    /// The sending server's id; replies go back to it.
     pub from: NodeId,
-    /// Receiver.
+    /// The server it is addressed to; the runtime routes it by this id through the members'
+    /// addresses.
     pub to: NodeId,
     /// Sender's term.
     pub term: Term,
-    /// The RPC itself.
+    /// Which RPC or reply this is, with its arguments.
     pub body: MessageBody,
 }
 
@@ -94,14 +96,16 @@ pub enum MessageBody {
         /// Candidate's last log term, for the up-to-date check (§5.4.1).
         last_log_term: Term,
     },
-    /// Answer to RequestVote.
+    /// The reply to RequestVote or PreVote; with the message's `term`, a stale candidate learns to
+    /// step down.
     RequestVoteResponse {
         /// Echoes the request's pre-vote flag.
         pre_vote: bool,
         /// Whether the vote was granted.
         granted: bool,
     },
-    /// AppendEntries (§5.3).
+    /// AppendEntries (§5.3): store `entries` after `prev_log_index` if the follower's log matches
+    /// there; with no entries, a probe for the match point.
     AppendEntries {
         /// Index of the entry immediately preceding `entries`.
         prev_log_index: Index,
@@ -109,12 +113,14 @@ pub enum MessageBody {
         prev_log_term: Term,
         /// Entries to store (empty for a probe).
         entries: Vec<Entry>,
-        /// Leader's commit index.
+        /// The leader's commit index; the follower commits up to it, but no further than the last
+        /// entry this message confirmed.
         leader_commit: Index,
         /// Leader's ReadIndex round counter, echoed back so the reply confirms leadership.
         read_seq: u64,
     },
-    /// Answer to AppendEntries.
+    /// The reply to AppendEntries: success with the matched index, or failure with a hint where to
+    /// back up to.
     AppendEntriesResponse {
         /// Whether the consistency check passed.
         success: bool,
@@ -126,7 +132,8 @@ pub enum MessageBody {
         /// first_index))`, or `None` with `hint_index` = follower's last index + 1 when the
         /// follower's log is too short.
         conflict: Option<(Term, Index)>,
-        /// See `conflict`.
+        /// With `conflict` `None`, where the leader should resume: the follower's last index + 1.
+        /// Ignored when `conflict` is set.
         hint_index: Index,
         /// Echo of the request's `read_seq`.
         read_seq: u64,
@@ -138,7 +145,8 @@ pub enum MessageBody {
         /// Leader's ReadIndex round counter.
         read_seq: u64,
     },
-    /// Answer to a heartbeat.
+    /// The reply to a heartbeat; echoing `read_seq` counts the follower toward confirming the
+    /// leader's pending reads.
     HeartbeatResponse {
         /// Echo of the heartbeat's `read_seq`.
         read_seq: u64,
@@ -148,7 +156,7 @@ pub enum MessageBody {
         /// The leader's latest snapshot.
         snapshot: Snapshot,
     },
-    /// Answer to InstallSnapshot.
+    /// The reply to InstallSnapshot, telling the leader where to resume replication.
     InstallSnapshotResponse {
         /// Highest index the follower now holds (its snapshot or commit index).
         index: Index,

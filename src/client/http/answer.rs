@@ -97,7 +97,8 @@ impl Plan {
         }
     }
 
-    /// Read a status answer.
+    /// Turn a status body into a `NodeStatus` through the spec's JSON pointers; a role value in
+    /// none of the lists is `Other`, and the leader is looked up by id first, then by address.
     pub(super) fn read_status(
         s: &StatusPlan,
         body: &[u8],

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 /// Every placeholder a request template may use.
 pub(super) const ALL_PLACEHOLDERS: [&str; 4] = ["key", "value", "from", "to"];
 
-/// One piece of a template.
+/// A template cut at its placeholders: literal text, or the name of a placeholder to fill.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Part {
     Lit(String),
