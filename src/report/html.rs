@@ -5,14 +5,23 @@
 //! log; the plots; per-key verdicts; for an invalid run the counterexample as a timeline; the
 //! configuration; links to node logs and raw files.
 //!
+//! A page is a template plus data, as Porcupine's visualization is. This file prepares the
+//! data: a view of what the page shows (`RunView`, `CheckView`), computed from the inputs — the
+//! verdict and its reasons, the figures, the fault-log rows, the per-key rows, the
+//! counterexamples, the links to files that exist. [`templates`] lays a view out with maud,
+//! which is checked at compile time and escapes every value it inserts. The one piece of
+//! markup made here is the counterexample timeline ([`timeline_svg`]), inline SVG that puts
+//! its own text through [`esc`]; the templates embed it as it is.
+//!
 //! Self-contained as Porcupine's visualization is: no script, no network, no external font or
 //! stylesheet. The PNGs are embedded as `data:` URIs (and also linked, as sibling files, for
-//! full size); the counterexample timeline is inline SVG generated here. Links point only at
-//! files that exist when the page is written. Every piece of text from the run (keys, values,
-//! labels, reasons, paths) goes through [`esc`].
+//! full size); the counterexample timeline is inline SVG. Links point only at files that exist
+//! when the page is written.
 //!
 //! The page stays small for big runs: plots are fixed-size images, long tables are cut with a
 //! note saying where the rest is, and the timeline shows only the counterexample's few ops.
+
+mod templates;
 
 use super::plots::{self, FaultInterval, LeaderLine, PlotData};
 use super::text::{describe, outcome_word, verdict_word};
@@ -20,7 +29,10 @@ use super::{esc, href, io_err, CheckReport, Conclusion, ReportError};
 use crate::analysis::{self, op_counts};
 use crate::checker::{CheckResult, Counterexample, KeyResult, Verdict};
 use crate::history::{Op, Outcome};
-use crate::store::{NemesisEvent, OpCounts, Quantiles, Recorded, RunDir, Unavailability};
+use crate::store::{
+    FaultCounts, NemesisEvent, OpCounts, Quantiles, Recorded, RunDir, Unavailability,
+    UnavailableWindow,
+};
 use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -32,6 +44,8 @@ const MAX_ROWS: usize = 120;
 const MAX_COUNTEREXAMPLES: usize = 5;
 /// Ops drawn in one counterexample timeline (those nearest the unplaced op).
 const MAX_TIMELINE_OPS: usize = 40;
+/// Valid keys named in the per-key summary; the rest are "…".
+const MAX_VALID_NAMED: usize = 30;
 
 /// Read a finished run dir through the store. Leader changes come from results.json (the run
 /// derived them from leaders.jsonl); when it lists none, they are derived again from the
@@ -94,245 +108,568 @@ pub fn render_check(
     Ok(written)
 }
 
+/// The page of a run: its view, laid out. Reads the PNGs (embedded) and lists the dir (links).
+fn run_page(dir: &Path, inputs: &Recorded, data: &PlotData, unavail: &Unavailability) -> String {
+    templates::run_page(&RunView::new(dir, inputs, data, unavail)).into_string()
+}
+
+/// The page of `raftcheck check --out DIR`: its view, laid out.
+fn check_page(
+    dir: &Path,
+    report: &CheckReport,
+    ops_by_file: &BTreeMap<String, Vec<Op>>,
+    plots_by_file: &BTreeMap<usize, String>,
+) -> String {
+    templates::check_page(&CheckView::new(dir, report, ops_by_file, plots_by_file)).into_string()
+}
+
 // ---------------------------------------------------------------------------------------------
-// Page pieces.
+// The data: what each page shows, computed from the inputs. The templates only lay it out, so
+// every decision (which reasons, which rows, which links) is made here; text stays unescaped
+// until maud inserts it.
 
-const CSS: &str = r#"
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
-main{max-width:1320px;margin:0 auto;padding:0 20px 40px}
-header.verdict{padding:22px 28px;color:#fff;margin:0 0 16px}
-header.verdict h1{font-size:56px;margin:0;letter-spacing:2px}
-header.verdict p{margin:6px 0 0;font-size:17px}
-.v-valid{background:#2e7d32}.v-invalid{background:#c62828}.v-unknown{background:#b26a00}
-.badge{display:inline-block;padding:1px 8px;border-radius:4px;color:#fff;font-weight:600;font-size:13px}
-section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:10px 18px 16px;margin:14px 0}
-h2{font-size:21px;margin:8px 0 10px}h3{font-size:17px;margin:14px 0 6px}
-table{border-collapse:collapse;font-size:14px;margin:6px 0}
-th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f1f1f1}td.n{text-align:right;font-variant-numeric:tabular-nums}
-pre{background:#f4f4f4;padding:8px 10px;overflow-x:auto;white-space:pre-wrap;word-break:break-all;font-size:13px}
-code{font-size:13px}
-ul.reasons{font-size:16px}
-img.plot{max-width:100%;border:1px solid #eee;display:block;margin:6px 0}
-nav a{margin-right:14px}
-.note{color:#555;font-size:14px}
-.unplaced{color:#c62828;font-weight:700}
-svg text{font-family:system-ui,"DejaVu Sans",sans-serif}
-"#;
-
-fn verdict_class(v: impl Into<Conclusion>) -> &'static str {
-    match v.into() {
-        Conclusion::Valid => "v-valid",
-        // Bad input is shown as alarmingly as a violation: neither may pass a gate.
-        Conclusion::Invalid | Conclusion::Error => "v-invalid",
-        Conclusion::Unknown => "v-unknown",
-    }
+/// The run page, top to bottom.
+struct RunView<'a> {
+    /// The browser tab: verdict, names and seed.
+    title: String,
+    /// The verdict band.
+    header: Header,
+    /// The run's verdict: picks the sentence after the badge.
+    verdict: Verdict,
+    /// The exit code `raftcheck run` gave.
+    exit_code: u8,
+    /// Why the verdict is what it is: the checker's finding first, then the run's reasons.
+    reasons: Vec<String>,
+    /// Each broken Raft invariant, as JSON.
+    invariants: Vec<String>,
+    /// The command that reproduces the run.
+    command: &'a str,
+    /// Why the network mode.
+    net_reason: &'a str,
+    /// Ops by function and outcome.
+    op_counts: CountTable,
+    /// Latency quantiles of ok ops, by function.
+    latency: &'a BTreeMap<String, Quantiles>,
+    /// Unavailability around leader changes.
+    unavailability: UnavailabilityView<'a>,
+    /// Nodes that exited on their own, as JSON.
+    crashes: Vec<String>,
+    /// Outcomes by fault label.
+    fault_counts: &'a BTreeMap<String, FaultCounts>,
+    /// Fault kinds the network mode cannot do, with why.
+    unsupported: &'a BTreeMap<String, String>,
+    /// nemesis.jsonl as a table.
+    fault_log: FaultLog<'a>,
+    /// The leader found at start, and how many changes followed.
+    initial_leader: Option<InitialLeader<'a>>,
+    /// latency.png, rate.png, leader-changes.png.
+    plots: Vec<Plot>,
+    /// The checker's answer per key.
+    keys: KeysView<'a>,
+    /// Keys the final phase could not read, named in one line.
+    unread_keys: Option<String>,
+    /// The drawn counterexamples; no section (and no nav link) when there are none.
+    counterexamples: Counterexamples<'a>,
+    /// The workload spec as name/value rows.
+    workload: Vec<(String, String)>,
+    /// The nemesis spec as name/value rows.
+    nemesis: Vec<(String, String)>,
+    /// Each node's command line.
+    node_argv: Vec<String>,
+    /// Links to the raw files and node logs that exist.
+    files: Vec<Link>,
 }
 
-fn badge(v: impl Into<Conclusion>) -> String {
-    let v = v.into();
-    format!(
-        "<span class=\"badge {}\">{}</span>",
-        verdict_class(v),
-        v.word()
-    )
-}
-
-fn page_start(title: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <link rel=\"icon\" href=\"data:,\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
-        esc(title)
-    )
-}
-
-fn secs_ns(ns: u64) -> String {
-    format!("{:.3}", ns as f64 / 1e9)
-}
-
-fn ms(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-fn op_counts_table(counts: &OpCounts) -> String {
-    let mut s = String::from(
-        "<table><tr><th>f</th><th>ok</th><th>fail</th><th>info</th><th>total</th></tr>\n",
-    );
-    let mut tot = [0usize; 3];
-    for (f, by) in counts {
-        let v: Vec<usize> = ["ok", "fail", "info"]
+impl<'a> RunView<'a> {
+    fn new(
+        dir: &Path,
+        inputs: &'a Recorded,
+        data: &'a PlotData,
+        unavail: &'a Unavailability,
+    ) -> RunView<'a> {
+        let r = &inputs.results;
+        let date = r.started.get(..19).unwrap_or(&r.started).replace('T', " ");
+        let net_mode = serde_json::to_value(r.net_mode)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let mut reasons: Vec<String> = Vec::new();
+        let bad_keys = r
+            .check
+            .keys
             .iter()
-            .map(|k| by.get(*k).copied().unwrap_or(0))
-            .collect();
-        for i in 0..3 {
-            tot[i] += v[i];
+            .filter(|k| k.verdict == Verdict::Invalid)
+            .count();
+        if bad_keys > 0 {
+            reasons.push(format!(
+                "checker: the history is not linearizable ({} of {} key{} invalid; model {})",
+                bad_keys,
+                r.check.keys.len(),
+                plural(r.check.keys.len()),
+                r.check.model.name()
+            ));
         }
-        let _ = writeln!(
-            s,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            esc(f),
-            v[0],
-            v[1],
-            v[2],
-            v.iter().sum::<usize>()
-        );
+        reasons.extend(r.reasons.iter().cloned());
+        // A results.json without op counts (an older raftcheck) is counted from the history.
+        let counts = if r.exercised.ops.is_empty() {
+            op_counts(&inputs.ops)
+        } else {
+            r.exercised.ops.clone()
+        };
+        RunView {
+            title: format!(
+                "{} — {} {} {} (seed {})",
+                verdict_word(r.verdict),
+                r.cluster,
+                r.workload,
+                r.nemesis,
+                r.seed
+            ),
+            header: Header {
+                verdict: r.verdict.into(),
+                summary: format!(
+                    "{} · {} · {} — seed {} — {} UTC — {:.1} s, {} nodes, {} mode — run {}",
+                    r.cluster,
+                    r.workload,
+                    r.nemesis,
+                    r.seed,
+                    date,
+                    r.duration_secs,
+                    r.nodes,
+                    net_mode,
+                    r.run_id
+                ),
+            },
+            verdict: r.verdict,
+            exit_code: Conclusion::from(r.verdict).exit_code(),
+            reasons,
+            invariants: r.invariants.iter().map(json).collect(),
+            command: &r.command,
+            net_reason: &r.net_reason,
+            op_counts: CountTable::new(&counts),
+            latency: &r.latency_ms,
+            unavailability: UnavailabilityView::new(unavail),
+            crashes: r.crashes.iter().map(json).collect(),
+            fault_counts: &r.exercised.faults,
+            unsupported: &r.exercised.unsupported,
+            fault_log: FaultLog::new(&inputs.nemesis, dir.join("nemesis.jsonl").is_file()),
+            initial_leader: data.initial_leader.as_ref().map(|l| InitialLeader {
+                node: &l.node,
+                term: l.term,
+                changes: data.leaders.len(),
+            }),
+            plots: vec![
+                Plot::read(dir, "latency.png", "latency of every op over time"),
+                Plot::read(dir, "rate.png", "throughput over time"),
+                Plot::read(
+                    dir,
+                    "leader-changes.png",
+                    "latency and throughput around each leader change",
+                ),
+            ],
+            keys: KeysView::new(&r.check, ""),
+            unread_keys: (!r.unread_keys.is_empty()).then(|| {
+                r.unread_keys
+                    .iter()
+                    .map(|k| k.clone().unwrap_or_else(|| "(the register)".into()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
+            counterexamples: Counterexamples::new(
+                &r.check,
+                &data.faults,
+                &data.leaders,
+                data.initial_leader.as_ref(),
+                "",
+            ),
+            workload: config_rows(&serde_json::to_value(&r.workload_spec).unwrap_or_default()),
+            nemesis: config_rows(&serde_json::to_value(&r.nemesis_spec).unwrap_or_default()),
+            node_argv: r.node_argv.iter().map(|argv| argv.join(" ")).collect(),
+            files: run_files(dir),
+        }
     }
-    let _ = writeln!(
-        s,
-        "<tr><th>all</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th><th class=\"n\">{}</th></tr></table>",
-        tot[0],
-        tot[1],
-        tot[2],
-        tot.iter().sum::<usize>()
-    );
-    s
 }
 
-fn quantiles_table(q: &BTreeMap<String, Quantiles>) -> String {
-    if q.is_empty() {
-        return "<p class=\"note\">No op succeeded, so there are no latency figures.</p>\n".into();
-    }
-    let mut s = String::from(
-        "<table><tr><th>f (ok ops)</th><th>count</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>\n",
-    );
-    for (f, v) in q {
-        let _ = writeln!(
-            s,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            esc(f),
-            v.count,
-            ms(v.p50),
-            ms(v.p90),
-            ms(v.p99),
-            ms(v.max)
-        );
-    }
-    s.push_str("</table>\n");
-    s
+/// One line of JSON (a crash, a broken invariant); empty if it cannot be serialized.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
-fn unavailability_html(u: &Unavailability) -> String {
-    let mut s = String::new();
-    if u.windows.is_empty() {
-        s.push_str("<p>No leader change was observed, so there is no unavailability window to measure.</p>\n");
-        return s;
-    }
-    let _ = writeln!(
-        s,
-        "<p>{} leader change{}; writes unavailable (last acknowledged write before the change to \
-         the first after it): median <b>{}</b>, max <b>{}</b>.</p>",
-        u.windows.len(),
-        if u.windows.len() == 1 { "" } else { "s" },
-        u.median_ms
-            .map_or("n/a".to_string(), |v| format!("{} ms", ms(v))),
-        u.max_ms
-            .map_or("n/a".to_string(), |v| format!("{} ms", ms(v)))
-    );
-    s.push_str(
-        "<table><tr><th>change at s</th><th>new leader</th><th>term</th><th>last write ok before (s)</th>\
-         <th>first write ok after (s)</th><th>unavailable ms</th></tr>\n",
-    );
-    for w in u.windows.iter().take(MAX_ROWS) {
-        let _ = writeln!(
-            s,
-            "<tr><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            secs_ns(w.time),
-            esc(&w.node),
-            w.term,
-            w.last_ok_before.map_or("none".into(), secs_ns),
-            w.first_ok_after.map_or("none".into(), secs_ns),
-            w.ms.map_or("n/a".into(), ms)
-        );
-    }
-    s.push_str("</table>\n");
-    if u.windows.len() > MAX_ROWS {
-        let _ = writeln!(
-            s,
-            "<p class=\"note\">… {} more changes in results.json.</p>",
-            u.windows.len() - MAX_ROWS
-        );
-    }
-    s
+/// The page of `raftcheck check --out DIR`: one section per history file.
+struct CheckView<'a> {
+    /// The browser tab.
+    title: String,
+    /// The verdict band: the worst conclusion over every file.
+    header: Header,
+    /// One per file, in command-line order.
+    histories: Vec<HistoryView<'a>>,
+    /// results.json and the latency plots that exist.
+    files: Vec<Link>,
 }
 
-fn fault_log(events: &[NemesisEvent], exists: bool) -> String {
-    let mut s = String::new();
-    if events.is_empty() {
-        s.push_str("<p>The nemesis logged no fault.</p>\n");
-        return s;
+/// One history file of a `raftcheck check`.
+struct HistoryView<'a> {
+    /// The section id, `h1`, `h2`, …
+    id: String,
+    /// The file as given on the command line.
+    file: &'a str,
+    /// Its conclusion.
+    verdict: Conclusion,
+    /// Why it could not be checked.
+    error: Option<&'a str>,
+    /// Ops by function and outcome, when any were read.
+    op_counts: Option<CountTable>,
+    /// Latency of ok ops, when the ops were read.
+    latency: Option<BTreeMap<String, Quantiles>>,
+    /// Its latency plot, when one was drawn.
+    plot: Option<Plot>,
+    /// The checker's answer, when it ran.
+    check: Option<HistoryCheckView<'a>>,
+}
+
+/// The checker's answer for one history file.
+struct HistoryCheckView<'a> {
+    /// Why the verdict is unknown, if it is.
+    reason: Option<&'a str>,
+    /// Per-key verdicts.
+    keys: KeysView<'a>,
+    /// The drawn counterexamples (no faults or leaders: a bare history has none).
+    counterexamples: Counterexamples<'a>,
+}
+
+impl<'a> CheckView<'a> {
+    fn new(
+        dir: &Path,
+        report: &'a CheckReport,
+        ops_by_file: &BTreeMap<String, Vec<Op>>,
+        plots_by_file: &BTreeMap<usize, String>,
+    ) -> CheckView<'a> {
+        let n = report.histories.len();
+        let some_error = report
+            .histories
+            .iter()
+            .any(|h| h.verdict == Conclusion::Error);
+        let histories = report
+            .histories
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let prefix = format!("h{}-", i + 1);
+                HistoryView {
+                    id: format!("h{}", i + 1),
+                    file: &h.file,
+                    verdict: h.verdict,
+                    error: h.error.as_deref(),
+                    op_counts: (!h.op_counts.is_empty()).then(|| CountTable::new(&h.op_counts)),
+                    latency: ops_by_file.get(&h.file).map(|ops| analysis::latency(ops)),
+                    plot: plots_by_file
+                        .get(&i)
+                        .map(|name| Plot::read(dir, name, "latency of every op over time")),
+                    check: h.check.as_ref().map(|check| HistoryCheckView {
+                        reason: check.reason.as_deref(),
+                        keys: KeysView::new(check, &prefix),
+                        counterexamples: Counterexamples::new(check, &[], &[], None, &prefix),
+                    }),
+                }
+            })
+            .collect();
+        let mut files: Vec<Link> = Vec::new();
+        files.extend(Link::to(dir, "results.json", "results.json"));
+        for name in plots_by_file.values() {
+            files.extend(Link::to(dir, name, name));
+        }
+        CheckView {
+            title: format!("{} — raftcheck check", report.verdict.word()),
+            header: Header {
+                verdict: report.verdict,
+                summary: format!(
+                    "raftcheck check — {} histor{}{}",
+                    n,
+                    if n == 1 { "y" } else { "ies" },
+                    if some_error {
+                        " — some could not be checked (exit code 2)"
+                    } else {
+                        ""
+                    }
+                ),
+            },
+            histories,
+            files,
+        }
     }
-    s.push_str(
-        "<table><tr><th>time s</th><th>event</th><th>fault</th><th>nodes</th><th>outcome</th><th>detail</th></tr>\n",
-    );
-    let n = events.len();
-    let (head, tail) = if n > MAX_ROWS {
-        (MAX_ROWS / 2, MAX_ROWS / 2)
+}
+
+/// The coloured band at the top of a page: the verdict, big, and one line under it.
+struct Header {
+    /// The word and the band's colour.
+    verdict: Conclusion,
+    /// What was judged: the run's names, seed, date and size, or the number of histories.
+    summary: String,
+}
+
+/// "" or "s" after a count.
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
     } else {
-        (n, 0)
-    };
-    let row = |s: &mut String, e: &NemesisEvent| {
+        "s"
+    }
+}
+
+/// The first rows of a long table, and how many were left out ("… N more in FILE").
+struct Cut<T> {
+    /// At most [`MAX_ROWS`].
+    rows: Vec<T>,
+    /// Rows not shown.
+    more: usize,
+}
+
+impl<T> Cut<T> {
+    fn new(mut all: Vec<T>) -> Cut<T> {
+        let more = all.len().saturating_sub(MAX_ROWS);
+        all.truncate(MAX_ROWS);
+        Cut { rows: all, more }
+    }
+}
+
+/// A link to a file of the page's dir; made only for a file that exists.
+struct Link {
+    /// The relative path, percent-encoded.
+    href: String,
+    /// What the reader sees.
+    text: String,
+}
+
+impl Link {
+    fn to(dir: &Path, rel: &str, text: &str) -> Option<Link> {
+        dir.join(rel).is_file().then(|| Link {
+            href: href(rel),
+            text: text.to_string(),
+        })
+    }
+}
+
+/// The Files section of a run: the raw files, the plots, then each node's log, those that
+/// exist.
+fn run_files(dir: &Path) -> Vec<Link> {
+    let mut links: Vec<Link> = Vec::new();
+    for (rel, what) in [
+        ("results.json", "results.json (every figure on this page)"),
+        ("history.jsonl", "history.jsonl (every op)"),
+        ("nemesis.jsonl", "nemesis.jsonl (fault log)"),
+        ("leaders.jsonl", "leaders.jsonl (role/term samples)"),
+        ("junit.xml", "junit.xml"),
+        ("latency.png", "latency.png"),
+        ("rate.png", "rate.png"),
+        ("leader-changes.png", "leader-changes.png"),
+    ] {
+        links.extend(Link::to(dir, rel, what));
+    }
+    let mut nodes: Vec<String> = std::fs::read_dir(dir.join("nodes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .take(1000)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    nodes.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    for n in nodes.iter().take(100) {
+        links.extend(Link::to(
+            dir,
+            &format!("nodes/{n}/log"),
+            &format!("node {n} log"),
+        ));
+    }
+    links
+}
+
+/// A plot: embedded as a `data:` URI and linked to its file, or a note when it cannot be read.
+enum Plot {
+    /// The PNG was read.
+    Embedded {
+        /// The file, percent-encoded, for the full-size link.
+        href: String,
+        /// What the image shows.
+        alt: &'static str,
+        /// The PNG, base64.
+        base64: String,
+    },
+    /// The PNG could not be read.
+    Unreadable {
+        /// The file.
+        name: String,
+        /// Why.
+        error: String,
+    },
+}
+
+impl Plot {
+    fn read(dir: &Path, name: &str, alt: &'static str) -> Plot {
+        match std::fs::read(dir.join(name)) {
+            Ok(bytes) => Plot::Embedded {
+                href: href(name),
+                alt,
+                base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            },
+            Err(e) => Plot::Unreadable {
+                name: name.to_string(),
+                error: e.to_string(),
+            },
+        }
+    }
+}
+
+/// Ops by function and outcome, with a total row.
+struct CountTable {
+    /// One row per function.
+    rows: Vec<(String, Counts)>,
+    /// The sums.
+    all: Counts,
+}
+
+/// One row of [`CountTable`].
+#[derive(Default)]
+struct Counts {
+    ok: usize,
+    fail: usize,
+    info: usize,
+    total: usize,
+}
+
+impl CountTable {
+    fn new(counts: &OpCounts) -> CountTable {
+        let mut all = Counts::default();
+        let rows = counts
+            .iter()
+            .map(|(f, by)| {
+                let get = |k: &str| by.get(k).copied().unwrap_or(0);
+                let (ok, fail, info) = (get("ok"), get("fail"), get("info"));
+                let total = ok + fail + info;
+                all.ok += ok;
+                all.fail += fail;
+                all.info += info;
+                all.total += total;
+                (
+                    f.clone(),
+                    Counts {
+                        ok,
+                        fail,
+                        info,
+                        total,
+                    },
+                )
+            })
+            .collect();
+        CountTable { rows, all }
+    }
+}
+
+/// Unavailability around leader changes: the sentence's figures and the windows.
+struct UnavailabilityView<'a> {
+    /// Leader changes (the initial leader excluded).
+    changes: usize,
+    /// Median of the measured windows, ms.
+    median_ms: Option<f64>,
+    /// Longest measured window, ms.
+    max_ms: Option<f64>,
+    /// One row per change.
+    windows: Cut<&'a UnavailableWindow>,
+}
+
+impl<'a> UnavailabilityView<'a> {
+    fn new(u: &'a Unavailability) -> UnavailabilityView<'a> {
+        UnavailabilityView {
+            changes: u.windows.len(),
+            median_ms: u.median_ms,
+            max_ms: u.max_ms,
+            windows: Cut::new(u.windows.iter().collect()),
+        }
+    }
+}
+
+/// The leader found at start, which is not a change.
+struct InitialLeader<'a> {
+    /// The node.
+    node: &'a str,
+    /// Its term.
+    term: u64,
+    /// Leader changes after it.
+    changes: usize,
+}
+
+/// nemesis.jsonl as a table: every event, or when there are many the first and last
+/// [`MAX_ROWS`]` / 2` around a note saying how many are not shown.
+struct FaultLog<'a> {
+    /// The first rows (all of them when few); empty when the nemesis logged nothing.
+    head: Vec<FaultRow<'a>>,
+    /// The events not shown, when the log is cut.
+    hidden: Option<HiddenFaults>,
+    /// The last rows, when the log is cut.
+    tail: Vec<FaultRow<'a>>,
+}
+
+/// The note in the middle of a cut fault log.
+struct HiddenFaults {
+    /// Events not shown.
+    count: usize,
+    /// Whether nemesis.jsonl exists to find them in.
+    in_file: bool,
+}
+
+/// One nemesis.jsonl line.
+struct FaultRow<'a> {
+    /// ns since the run started.
+    time: u64,
+    /// start or stop.
+    event: &'static str,
+    /// e.g. "partition isolate-leader".
+    label: &'a str,
+    /// The nodes hit, comma-separated.
+    nodes: String,
+    /// installed, skipped or failed.
+    outcome: &'static str,
+    /// Why skipped or failed, else who drops whom.
+    detail: String,
+}
+
+impl<'a> FaultLog<'a> {
+    fn new(events: &'a [NemesisEvent], in_file: bool) -> FaultLog<'a> {
+        let n = events.len();
+        let (head, tail) = if n > MAX_ROWS {
+            (MAX_ROWS / 2, MAX_ROWS / 2)
+        } else {
+            (n, 0)
+        };
+        FaultLog {
+            head: events[..head].iter().map(FaultRow::new).collect(),
+            hidden: (tail > 0).then_some(HiddenFaults {
+                count: n - head - tail,
+                in_file,
+            }),
+            tail: events[n - tail..].iter().map(FaultRow::new).collect(),
+        }
+    }
+}
+
+impl<'a> FaultRow<'a> {
+    fn new(e: &'a NemesisEvent) -> FaultRow<'a> {
         let detail = match (&e.grudge, &e.reason) {
-            (_, Some(r)) => esc(r),
-            (Some(g), None) => esc(&g
+            (_, Some(r)) => r.clone(),
+            (Some(g), None) => g
                 .iter()
                 .map(|(k, v)| format!("{k} drops {}", v.join(",")))
                 .collect::<Vec<_>>()
-                .join("; ")),
+                .join("; "),
             (None, None) => String::new(),
         };
-        let _ = writeln!(
-            s,
-            "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{detail}</td></tr>",
-            secs_ns(e.time),
-            e.event.name(),
-            esc(&e.label),
-            esc(&e.nodes.join(", ")),
-            e.outcome.name()
-        );
-    };
-    for e in &events[..head] {
-        row(&mut s, e);
-    }
-    if tail > 0 {
-        let _ = writeln!(
-            s,
-            "<tr><td colspan=\"6\" class=\"note\">… {} events not shown{} …</td></tr>",
-            n - head - tail,
-            if exists {
-                " (all are in nemesis.jsonl)"
-            } else {
-                ""
-            }
-        );
-        for e in &events[n - tail..] {
-            row(&mut s, e);
+        FaultRow {
+            time: e.time,
+            event: e.event.name(),
+            label: &e.label,
+            nodes: e.nodes.join(", "),
+            outcome: e.outcome.name(),
+            detail,
         }
-    }
-    s.push_str("</table>\n");
-    s
-}
-
-fn embed_png(dir: &Path, name: &str, alt: &str) -> String {
-    let path = dir.join(name);
-    match std::fs::read(&path) {
-        Ok(bytes) => format!(
-            "<a href=\"{n}\"><img class=\"plot\" alt=\"{a}\" src=\"data:image/png;base64,{b}\"></a>\n",
-            n = href(name),
-            a = esc(alt),
-            b = base64::engine::general_purpose::STANDARD.encode(bytes)
-        ),
-        Err(e) => format!(
-            "<p class=\"note\">{} could not be read: {}</p>\n",
-            esc(name),
-            esc(&e.to_string())
-        ),
     }
 }
 
@@ -348,80 +685,267 @@ fn anchor(k: &KeyResult, prefix: &str) -> String {
     format!("{prefix}ce-{hex}")
 }
 
-fn keys_html(check: &CheckResult, prefix: &str) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<p>Model <b>{}</b>, {} ops over {} key{}, checked in {:.1} ms: {}.{}</p>",
-        esc(check.model.name()),
-        check.ops,
-        check.keys.len(),
-        if check.keys.len() == 1 { "" } else { "s" },
-        check.millis,
-        badge(check.verdict),
-        check
-            .reason
-            .as_deref()
-            .map(|r| format!(" {}", esc(r)))
-            .unwrap_or_default()
-    );
-    let bad: Vec<&KeyResult> = check
-        .keys
-        .iter()
-        .filter(|k| k.verdict != Verdict::Valid)
-        .collect();
-    let valid: Vec<&KeyResult> = check
-        .keys
-        .iter()
-        .filter(|k| k.verdict == Verdict::Valid)
-        .collect();
-    if !bad.is_empty() {
-        s.push_str(
-            "<table><tr><th>key</th><th>verdict</th><th>ops</th><th>search states</th><th>ms</th><th>detail</th></tr>\n",
-        );
-        for (i, k) in bad.iter().enumerate().take(MAX_ROWS) {
-            let detail = if k.counterexample.is_some() && i < MAX_COUNTEREXAMPLES {
-                format!("<a href=\"#{}\">counterexample</a>", anchor(k, prefix))
-            } else if let Some(c) = &k.counterexample {
-                esc(&c.explanation)
-            } else {
-                esc(k.reason.as_deref().unwrap_or(""))
-            };
-            let _ = writeln!(
-                s,
-                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td>{detail}</td></tr>",
-                esc(&key_name(k)),
-                badge(k.verdict),
-                k.ops,
-                k.states,
-                k.millis
-            );
-        }
-        s.push_str("</table>\n");
-        if bad.len() > MAX_ROWS {
-            let _ = writeln!(
-                s,
-                "<p class=\"note\">… {} more keys not valid, listed in results.json.</p>",
-                bad.len() - MAX_ROWS
-            );
-        }
-    }
-    if !valid.is_empty() {
-        const SHOWN: usize = 30;
-        let names: Vec<String> = valid.iter().take(SHOWN).map(|k| key_name(k)).collect();
-        let ops: usize = valid.iter().map(|k| k.ops).sum();
-        let _ = writeln!(
-            s,
-            "<p>{} key{} valid ({} ops): {}{}</p>",
-            valid.len(),
-            if valid.len() == 1 { "" } else { "s" },
-            ops,
-            esc(&names.join(", ")),
-            if valid.len() > SHOWN { ", …" } else { "" }
-        );
-    }
-    s
+/// Per-key verdicts: the checker's line, a row per key that is not valid, and the valid keys
+/// summarised in one line.
+struct KeysView<'a> {
+    /// The model's name.
+    model: &'static str,
+    /// Ops checked.
+    ops: usize,
+    /// Keys checked.
+    keys: usize,
+    /// Wall time of the check, ms.
+    millis: f64,
+    /// The merged verdict.
+    verdict: Verdict,
+    /// Why the verdict is unknown, if it is.
+    reason: Option<&'a str>,
+    /// The keys that are not valid.
+    bad: Cut<KeyRow>,
+    /// The valid keys, if any.
+    valid: Option<ValidKeys>,
 }
+
+/// A key that is not valid.
+struct KeyRow {
+    /// The key, or "(whole history)".
+    name: String,
+    /// Its verdict.
+    verdict: Verdict,
+    /// Ops on it.
+    ops: usize,
+    /// Memo entries the search created.
+    states: u64,
+    /// Search time, ms.
+    millis: f64,
+    /// What the detail column holds.
+    detail: KeyDetail,
+}
+
+/// The detail column of a [`KeyRow`].
+enum KeyDetail {
+    /// A link to the drawn counterexample with this anchor.
+    Counterexample(String),
+    /// The counterexample's sentence (not drawn), or why the key is unknown.
+    Text(String),
+}
+
+/// The valid keys in one line.
+struct ValidKeys {
+    /// How many.
+    count: usize,
+    /// Their ops.
+    ops: usize,
+    /// The first [`MAX_VALID_NAMED`], comma-separated.
+    names: String,
+    /// Whether more are not named.
+    more: bool,
+}
+
+impl<'a> KeysView<'a> {
+    fn new(check: &'a CheckResult, prefix: &str) -> KeysView<'a> {
+        let bad: Vec<KeyRow> = check
+            .keys
+            .iter()
+            .filter(|k| k.verdict != Verdict::Valid)
+            .enumerate()
+            .map(|(i, k)| KeyRow {
+                name: key_name(k),
+                verdict: k.verdict,
+                ops: k.ops,
+                states: k.states,
+                millis: k.millis,
+                detail: match &k.counterexample {
+                    Some(_) if i < MAX_COUNTEREXAMPLES => {
+                        KeyDetail::Counterexample(anchor(k, prefix))
+                    }
+                    Some(c) => KeyDetail::Text(c.explanation.clone()),
+                    None => KeyDetail::Text(k.reason.clone().unwrap_or_default()),
+                },
+            })
+            .collect();
+        let valid: Vec<&KeyResult> = check
+            .keys
+            .iter()
+            .filter(|k| k.verdict == Verdict::Valid)
+            .collect();
+        KeysView {
+            model: check.model.name(),
+            ops: check.ops,
+            keys: check.keys.len(),
+            millis: check.millis,
+            verdict: check.verdict,
+            reason: check.reason.as_deref(),
+            bad: Cut::new(bad),
+            valid: (!valid.is_empty()).then(|| ValidKeys {
+                count: valid.len(),
+                ops: valid.iter().map(|k| k.ops).sum(),
+                names: valid
+                    .iter()
+                    .take(MAX_VALID_NAMED)
+                    .map(|k| key_name(k))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                more: valid.len() > MAX_VALID_NAMED,
+            }),
+        }
+    }
+}
+
+/// The counterexamples drawn (the first [`MAX_COUNTEREXAMPLES`] keys that have one).
+struct Counterexamples<'a> {
+    /// Drawn.
+    shown: Vec<CounterexampleView<'a>>,
+    /// Keys with a counterexample not drawn.
+    more: usize,
+}
+
+/// One key's counterexample: the sentence, the timeline, what was going on, and the ops.
+struct CounterexampleView<'a> {
+    /// The heading's id, linked from the per-key table.
+    anchor: String,
+    /// The key, or "(whole history)".
+    key: String,
+    /// The key's verdict.
+    verdict: Verdict,
+    /// The checker's sentence.
+    explanation: &'a str,
+    /// The timeline, inline SVG (its text already escaped by [`timeline_svg`]).
+    timeline: String,
+    /// Faults and leader changes near the ops, in words; empty when there are no ops.
+    context: Vec<String>,
+    /// The witness ops in call order.
+    ops: Cut<WitnessOp<'a>>,
+    /// The state after the longest legal order, as JSON.
+    state: String,
+}
+
+/// One op of a counterexample's table.
+struct WitnessOp<'a> {
+    /// Its id.
+    id: usize,
+    /// Its process.
+    process: u64,
+    /// The node it was sent to, or "".
+    node: &'a str,
+    /// e.g. "read -> 1".
+    operation: String,
+    /// ok / fail / info, or "(treated as info)" for a weakened op.
+    outcome: &'static str,
+    /// Invocation, ms since the run started.
+    call_ms: f64,
+    /// Completion, ms, for an op that did not end info.
+    return_ms: Option<f64>,
+    /// Its part in the witness.
+    note: WitnessNote,
+}
+
+/// The note column of a [`WitnessOp`].
+enum WitnessNote {
+    /// The op that cannot be placed.
+    Unplaced,
+    /// Its 1-based position in the longest legal order.
+    Linearized(usize),
+    /// Neither.
+    None,
+}
+
+impl<'a> Counterexamples<'a> {
+    fn new(
+        check: &'a CheckResult,
+        faults: &[FaultInterval],
+        leaders: &[LeaderLine],
+        initial: Option<&LeaderLine>,
+        prefix: &str,
+    ) -> Counterexamples<'a> {
+        let with: Vec<(&KeyResult, &Counterexample)> = check
+            .keys
+            .iter()
+            .filter_map(|k| k.counterexample.as_ref().map(|c| (k, c)))
+            .collect();
+        // The first leader is labelled as such on the timeline: it is not a change.
+        let mut all_leaders: Vec<LeaderLine> =
+            initial.into_iter().chain(leaders).cloned().collect();
+        if let (Some(first), Some(_)) = (all_leaders.first_mut(), initial) {
+            first.label = format!("{} (first leader)", first.label);
+        }
+        Counterexamples {
+            shown: with
+                .iter()
+                .take(MAX_COUNTEREXAMPLES)
+                .map(|(k, c)| CounterexampleView::new(k, c, faults, &all_leaders, prefix))
+                .collect(),
+            more: with.len().saturating_sub(MAX_COUNTEREXAMPLES),
+        }
+    }
+}
+
+impl<'a> CounterexampleView<'a> {
+    fn new(
+        k: &KeyResult,
+        c: &'a Counterexample,
+        faults: &[FaultInterval],
+        leaders: &[LeaderLine],
+        prefix: &str,
+    ) -> CounterexampleView<'a> {
+        let mut ops: Vec<&Op> = c.ops.iter().collect();
+        ops.sort_by_key(|o| o.call);
+        let ops = ops
+            .into_iter()
+            .map(|o| WitnessOp {
+                id: o.id,
+                process: o.process,
+                node: o.node.as_deref().unwrap_or(""),
+                operation: describe(o),
+                outcome: if c.weakened.contains(&o.id) {
+                    "(treated as info)"
+                } else {
+                    outcome_word(o.outcome)
+                },
+                call_ms: o.call_time as f64 / 1e6,
+                return_ms: o
+                    .ret_time
+                    .filter(|_| o.outcome != Outcome::Info)
+                    .map(|t| t as f64 / 1e6),
+                note: if c.unplaced == Some(o.id) {
+                    WitnessNote::Unplaced
+                } else if let Some(n) = c.linearized.iter().position(|&i| i == o.id) {
+                    WitnessNote::Linearized(n + 1)
+                } else {
+                    WitnessNote::None
+                },
+            })
+            .collect();
+        CounterexampleView {
+            anchor: anchor(k, prefix),
+            key: key_name(k),
+            verdict: k.verdict,
+            explanation: &c.explanation,
+            timeline: timeline_svg(c, faults, leaders),
+            context: context_lines(c, faults, leaders),
+            ops: Cut::new(ops),
+            state: c.state.to_string(),
+        }
+    }
+}
+
+/// A spec (serialized) as name/value rows; strings shown bare, anything else as JSON.
+fn config_rows(v: &serde_json::Value) -> Vec<(String, String)> {
+    v.as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let shown = match v {
+                serde_json::Value::String(t) => t.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), shown)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The counterexample timeline: inline SVG, escaped as it is built.
 
 /// The ops a timeline draws: all of them when few, else the unplaced op and those nearest it
 /// in call order.
@@ -676,11 +1200,15 @@ fn tick_label(ns: f64, step: f64) -> String {
 }
 
 /// Faults and leader changes near the counterexample, in words: the timeline only shows what
-/// falls inside its window, which is often milliseconds long.
-fn context_lines(c: &Counterexample, faults: &[FaultInterval], leaders: &[LeaderLine]) -> String {
+/// falls inside its window, which is often milliseconds long. Empty when there are no ops.
+fn context_lines(
+    c: &Counterexample,
+    faults: &[FaultInterval],
+    leaders: &[LeaderLine],
+) -> Vec<String> {
     let ops = timeline_ops(c);
     let Some(t0) = ops.iter().map(|o| o.call_time).min() else {
-        return String::new();
+        return Vec::new();
     };
     let t1 = ops
         .iter()
@@ -726,452 +1254,7 @@ fn context_lines(c: &Counterexample, faults: &[FaultInterval], leaders: &[Leader
             (l.t - b) * 1e3
         ));
     }
-    let mut s = String::from("<ul class=\"note\">");
-    for i in items {
-        let _ = write!(s, "<li>{}</li>", esc(&i));
-    }
-    s.push_str("</ul>\n");
-    s
-}
-
-fn counterexample_html(
-    k: &KeyResult,
-    c: &Counterexample,
-    faults: &[FaultInterval],
-    leaders: &[LeaderLine],
-    initial: Option<&LeaderLine>,
-    prefix: &str,
-) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<h3 id=\"{}\">Key {}: {}</h3>",
-        anchor(k, prefix),
-        esc(&key_name(k)),
-        badge(k.verdict)
-    );
-    let _ = writeln!(s, "<p>{}</p>", esc(&c.explanation));
-    let mut all_leaders: Vec<LeaderLine> = initial.into_iter().chain(leaders).cloned().collect();
-    if let (Some(first), Some(_)) = (all_leaders.first_mut(), initial) {
-        first.label = format!("{} (first leader)", first.label);
-    }
-    s.push_str(&timeline_svg(c, faults, &all_leaders));
-    s.push_str(&context_lines(c, faults, &all_leaders));
-    s.push_str(
-        "<table><tr><th>op</th><th>process</th><th>node</th><th>operation</th><th>outcome</th><th>call ms</th><th>return ms</th><th>note</th></tr>\n",
-    );
-    let mut ops: Vec<&Op> = c.ops.iter().collect();
-    ops.sort_by_key(|o| o.call);
-    for o in ops.iter().take(MAX_ROWS) {
-        let outcome = if c.weakened.contains(&o.id) {
-            "(treated as info)"
-        } else {
-            outcome_word(o.outcome)
-        };
-        let ret = o
-            .ret_time
-            .filter(|_| o.outcome != Outcome::Info)
-            .map_or("-".to_string(), |t| format!("{:.3}", t as f64 / 1e6));
-        let note = if c.unplaced == Some(o.id) {
-            "<span class=\"unplaced\">cannot be placed</span>".to_string()
-        } else if let Some(n) = c.linearized.iter().position(|&i| i == o.id) {
-            format!("#{} in the longest legal order", n + 1)
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            s,
-            "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"n\">{:.3}</td><td class=\"n\">{}</td><td>{note}</td></tr>",
-            o.id,
-            o.process,
-            esc(o.node.as_deref().unwrap_or("")),
-            esc(&describe(o)),
-            outcome,
-            o.call_time as f64 / 1e6,
-            ret
-        );
-    }
-    s.push_str("</table>\n");
-    if ops.len() > MAX_ROWS {
-        let _ = writeln!(
-            s,
-            "<p class=\"note\">… {} more ops in results.json.</p>",
-            ops.len() - MAX_ROWS
-        );
-    }
-    let _ = writeln!(
-        s,
-        "<p class=\"note\">State after the longest legal order: <code>{}</code>. Call/return \
-         intervals are closed; a dashed bar is an op whose effect is unknown, which may take \
-         effect at any point after its call, or never.</p>",
-        esc(&c.state.to_string())
-    );
-    s
-}
-
-fn counterexamples_html(
-    check: &CheckResult,
-    faults: &[FaultInterval],
-    leaders: &[LeaderLine],
-    initial: Option<&LeaderLine>,
-    prefix: &str,
-) -> String {
-    let mut s = String::new();
-    let with: Vec<&KeyResult> = check
-        .keys
-        .iter()
-        .filter(|k| k.counterexample.is_some())
-        .collect();
-    for k in with.iter().take(MAX_COUNTEREXAMPLES) {
-        if let Some(c) = &k.counterexample {
-            s.push_str(&counterexample_html(k, c, faults, leaders, initial, prefix));
-        }
-    }
-    if with.len() > MAX_COUNTEREXAMPLES {
-        let _ = writeln!(
-            s,
-            "<p class=\"note\">{} more invalid keys have counterexamples in results.json.</p>",
-            with.len() - MAX_COUNTEREXAMPLES
-        );
-    }
-    s
-}
-
-fn kv_table(v: &serde_json::Value) -> String {
-    let mut s = String::from("<table>");
-    if let Some(m) = v.as_object() {
-        for (k, v) in m {
-            let shown = match v {
-                serde_json::Value::String(t) => t.clone(),
-                other => other.to_string(),
-            };
-            let _ = write!(
-                s,
-                "<tr><th>{}</th><td><code>{}</code></td></tr>",
-                esc(k),
-                esc(&shown)
-            );
-        }
-    }
-    s.push_str("</table>\n");
-    s
-}
-
-fn link_if(dir: &Path, rel: &str, text: &str) -> Option<String> {
-    dir.join(rel)
-        .is_file()
-        .then(|| format!("<a href=\"{}\">{}</a>", href(rel), esc(text)))
-}
-
-fn files_html(dir: &Path) -> String {
-    let mut items: Vec<String> = Vec::new();
-    for (rel, what) in [
-        ("results.json", "results.json (every figure on this page)"),
-        ("history.jsonl", "history.jsonl (every op)"),
-        ("nemesis.jsonl", "nemesis.jsonl (fault log)"),
-        ("leaders.jsonl", "leaders.jsonl (role/term samples)"),
-        ("junit.xml", "junit.xml"),
-        ("latency.png", "latency.png"),
-        ("rate.png", "rate.png"),
-        ("leader-changes.png", "leader-changes.png"),
-    ] {
-        items.extend(link_if(dir, rel, what));
-    }
-    let mut nodes: Vec<String> = std::fs::read_dir(dir.join("nodes"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .take(1000)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    nodes.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
-    for n in nodes.iter().take(100) {
-        items.extend(link_if(
-            dir,
-            &format!("nodes/{n}/log"),
-            &format!("node {n} log"),
-        ));
-    }
-    let mut s = String::from("<ul>");
-    for i in items {
-        let _ = write!(s, "<li>{i}</li>");
-    }
-    s.push_str("</ul>\n");
-    s
-}
-
-fn run_page(dir: &Path, inputs: &Recorded, data: &PlotData, unavail: &Unavailability) -> String {
-    let r = &inputs.results;
-    let mut s = page_start(&format!(
-        "{} — {} {} {} (seed {})",
-        verdict_word(r.verdict),
-        r.cluster,
-        r.workload,
-        r.nemesis,
-        r.seed
-    ));
-    let date = r.started.get(..19).unwrap_or(&r.started).replace('T', " ");
-    let _ = writeln!(
-        s,
-        "<header class=\"verdict {}\"><h1>{}</h1><p>{} · {} · {} — seed {} — {} UTC — {:.1} s, {} nodes, {} mode — run {}</p></header>\n<main>",
-        verdict_class(r.verdict),
-        verdict_word(r.verdict),
-        esc(&r.cluster),
-        esc(&r.workload),
-        esc(&r.nemesis),
-        r.seed,
-        esc(&date),
-        r.duration_secs,
-        r.nodes,
-        esc(&serde_json::to_value(r.net_mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()),
-        esc(&r.run_id)
-    );
-    s.push_str("<section id=\"verdict\"><h2>Verdict</h2>");
-    let _ = write!(
-        s,
-        "<p>{} — exit code {}. ",
-        badge(r.verdict),
-        Conclusion::from(r.verdict).exit_code()
-    );
-    match r.verdict {
-        Verdict::Valid => s.push_str("The history is linearizable and the run exercised what it was asked to.</p>"),
-        Verdict::Invalid => s.push_str("A violation was found: see the reasons below and the <a href=\"#counterexample\">counterexample</a>.</p>"),
-        Verdict::Unknown => s.push_str("The run cannot vouch for the system: see why below.</p>"),
-    }
-    let mut reasons: Vec<String> = Vec::new();
-    let bad_keys = r
-        .check
-        .keys
-        .iter()
-        .filter(|k| k.verdict == Verdict::Invalid)
-        .count();
-    if bad_keys > 0 {
-        reasons.push(format!(
-            "checker: the history is not linearizable ({} of {} key{} invalid; model {})",
-            bad_keys,
-            r.check.keys.len(),
-            if r.check.keys.len() == 1 { "" } else { "s" },
-            r.check.model.name()
-        ));
-    }
-    reasons.extend(r.reasons.iter().cloned());
-    if !reasons.is_empty() {
-        s.push_str("<ul class=\"reasons\">");
-        for why in &reasons {
-            let _ = write!(s, "<li>{}</li>", esc(why));
-        }
-        s.push_str("</ul>");
-    }
-    for v in &r.invariants {
-        let _ = write!(
-            s,
-            "<p class=\"unplaced\">Raft invariant broken: {}</p>",
-            esc(&serde_json::to_string(v).unwrap_or_default())
-        );
-    }
-    s.push_str("<nav><a href=\"#reproduce\">reproduce</a><a href=\"#figures\">figures</a><a href=\"#faults\">faults</a><a href=\"#plots\">plots</a><a href=\"#keys\">keys</a>");
-    if r.check.keys.iter().any(|k| k.counterexample.is_some()) {
-        s.push_str("<a href=\"#counterexample\">counterexample</a>");
-    }
-    s.push_str("<a href=\"#config\">config</a><a href=\"#files\">files</a></nav></section>\n");
-
-    let _ = writeln!(
-        s,
-        "<section id=\"reproduce\"><h2>Reproduce</h2><pre>{}</pre><p class=\"note\">Same seed, same op sequence and fault schedule (timing-dependent interleavings may differ). Network: {}.</p></section>",
-        esc(&r.command),
-        esc(&r.net_reason)
-    );
-
-    s.push_str("<section id=\"figures\"><h2>Figures</h2><h3>Ops by function and outcome</h3>");
-    let counts = if r.exercised.ops.is_empty() {
-        op_counts(&inputs.ops)
-    } else {
-        r.exercised.ops.clone()
-    };
-    s.push_str(&op_counts_table(&counts));
-    s.push_str("<h3>Latency of ok ops</h3>");
-    s.push_str(&quantiles_table(&r.latency_ms));
-    s.push_str("<h3>Unavailability around leader changes</h3>");
-    s.push_str(&unavailability_html(unavail));
-    if !r.crashes.is_empty() {
-        s.push_str("<h3>Crashes</h3><ul>");
-        for c in &r.crashes {
-            let _ = write!(
-                s,
-                "<li>{}</li>",
-                esc(&serde_json::to_string(c).unwrap_or_default())
-            );
-        }
-        s.push_str("</ul>");
-    }
-    s.push_str("</section>\n");
-
-    s.push_str("<section id=\"faults\"><h2>Fault log</h2>");
-    if !r.exercised.faults.is_empty() {
-        s.push_str(
-            "<table><tr><th>fault</th><th>installed</th><th>skipped</th><th>failed</th></tr>",
-        );
-        for (label, c) in &r.exercised.faults {
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-                esc(label),
-                c.installed,
-                c.skipped,
-                c.failed
-            );
-        }
-        s.push_str("</table>");
-    }
-    for (k, why) in &r.exercised.unsupported {
-        let _ = write!(s, "<p class=\"note\">{}: {}</p>", esc(k), esc(why));
-    }
-    s.push_str(&fault_log(
-        &inputs.nemesis,
-        dir.join("nemesis.jsonl").is_file(),
-    ));
-    if let Some(l) = &data.initial_leader {
-        let _ = write!(
-            s,
-            "<p>Initial leader: {} (term {}). Leader changes after it: {}.</p>",
-            esc(&l.node),
-            l.term,
-            data.leaders.len()
-        );
-    }
-    s.push_str("</section>\n");
-
-    s.push_str(
-        "<section id=\"plots\"><h2>Plots</h2>\
-        <p class=\"note\">Points are coloured by function; ● ok, ✕ fail, △ info (unknown). Shaded: \
-        faults in force (red kill, amber pause, grey partition, cyan membership change). Vertical lines: leader changes, \
-        labelled with the new leader and term. Click a plot for the full-size file.</p>",
-    );
-    s.push_str(&embed_png(
-        dir,
-        "latency.png",
-        "latency of every op over time",
-    ));
-    s.push_str(&embed_png(dir, "rate.png", "throughput over time"));
-    s.push_str(&embed_png(
-        dir,
-        "leader-changes.png",
-        "latency and throughput around each leader change",
-    ));
-    s.push_str("</section>\n");
-
-    s.push_str("<section id=\"keys\"><h2>Per-key verdicts</h2>");
-    s.push_str(&keys_html(&r.check, ""));
-    if !r.unread_keys.is_empty() {
-        let names: Vec<String> = r
-            .unread_keys
-            .iter()
-            .map(|k| k.clone().unwrap_or_else(|| "(the register)".into()))
-            .collect();
-        let _ = write!(
-            s,
-            "<p class=\"note\">The final phase could not read: {}</p>",
-            esc(&names.join(", "))
-        );
-    }
-    s.push_str("</section>\n");
-
-    if r.check.keys.iter().any(|k| k.counterexample.is_some()) {
-        s.push_str("<section id=\"counterexample\"><h2>Counterexample</h2>");
-        s.push_str(&counterexamples_html(
-            &r.check,
-            &data.faults,
-            &data.leaders,
-            data.initial_leader.as_ref(),
-            "",
-        ));
-        s.push_str("</section>\n");
-    }
-
-    s.push_str("<section id=\"config\"><h2>Configuration</h2><h3>Workload</h3>");
-    s.push_str(&kv_table(
-        &serde_json::to_value(&r.workload_spec).unwrap_or_default(),
-    ));
-    s.push_str("<h3>Nemesis</h3>");
-    s.push_str(&kv_table(
-        &serde_json::to_value(&r.nemesis_spec).unwrap_or_default(),
-    ));
-    s.push_str("<details><summary>Node command lines</summary>");
-    for argv in &r.node_argv {
-        let _ = write!(s, "<pre>{}</pre>", esc(&argv.join(" ")));
-    }
-    s.push_str("</details></section>\n");
-
-    s.push_str("<section id=\"files\"><h2>Files</h2>");
-    s.push_str(&files_html(dir));
-    s.push_str("</section>\n</main>\n</body>\n</html>\n");
-    s
-}
-
-fn check_page(
-    dir: &Path,
-    report: &CheckReport,
-    ops_by_file: &BTreeMap<String, Vec<Op>>,
-    plots_by_file: &BTreeMap<usize, String>,
-) -> String {
-    let mut s = page_start(&format!("{} — raftcheck check", report.verdict.word()));
-    let _ = writeln!(
-        s,
-        "<header class=\"verdict {}\"><h1>{}</h1><p>raftcheck check — {} histor{}{}</p></header>\n<main>",
-        verdict_class(report.verdict),
-        report.verdict.word(),
-        report.histories.len(),
-        if report.histories.len() == 1 { "y" } else { "ies" },
-        if report.histories.iter().any(|h| h.verdict == Conclusion::Error) {
-            " — some could not be checked (exit code 2)"
-        } else {
-            ""
-        }
-    );
-    for (i, h) in report.histories.iter().enumerate() {
-        let prefix = format!("h{}-", i + 1);
-        let _ = writeln!(
-            s,
-            "<section id=\"h{}\"><h2>{} {}</h2>",
-            i + 1,
-            esc(&h.file),
-            badge(h.verdict)
-        );
-        if let Some(e) = &h.error {
-            let _ = writeln!(s, "<pre>{}</pre>", esc(e));
-        }
-        if !h.op_counts.is_empty() {
-            s.push_str("<h3>Ops by function and outcome</h3>");
-            s.push_str(&op_counts_table(&h.op_counts));
-        }
-        if let Some(ops) = ops_by_file.get(&h.file) {
-            s.push_str("<h3>Latency of ok ops</h3>");
-            s.push_str(&quantiles_table(&analysis::latency(ops)));
-        }
-        if let Some(name) = plots_by_file.get(&i) {
-            s.push_str(&embed_png(dir, name, "latency of every op over time"));
-        }
-        if let Some(check) = &h.check {
-            if let Some(why) = &check.reason {
-                let _ = writeln!(s, "<p>{}</p>", esc(why));
-            }
-            s.push_str("<h3>Per-key verdicts</h3>");
-            s.push_str(&keys_html(check, &prefix));
-            s.push_str(&counterexamples_html(check, &[], &[], None, &prefix));
-        }
-        s.push_str("</section>\n");
-    }
-    s.push_str("<section id=\"files\"><h2>Files</h2><ul>");
-    if let Some(l) = link_if(dir, "results.json", "results.json") {
-        let _ = write!(s, "<li>{l}</li>");
-    }
-    for name in plots_by_file.values() {
-        if let Some(l) = link_if(dir, name, name) {
-            let _ = write!(s, "<li>{l}</li>");
-        }
-    }
-    s.push_str("</ul></section>\n</main>\n</body>\n</html>\n");
-    s
+    items
 }
 
 #[cfg(test)]
@@ -1185,6 +1268,34 @@ mod tests {
             esc("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn hostile_run_text_is_escaped_everywhere_on_the_page() {
+        // The fixture has no PNGs (they are drawn by render_run): each plot becomes a note.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-stale-read");
+        let mut inputs = read_run(&dir).expect("the fixture reads");
+        let evil = "<script>alert(1)</script>";
+        let r = &mut inputs.results;
+        r.cluster = evil.into();
+        r.command = evil.into();
+        r.reasons.push(evil.into());
+        r.unread_keys.push(Some(evil.into()));
+        r.check.keys[0].key = Some(evil.into());
+        if let Some(c) = &mut r.check.keys[0].counterexample {
+            c.explanation = evil.into();
+        }
+        inputs.nemesis[0].label = evil.into();
+        let data = plots::plot_data(&inputs.ops, &inputs.nemesis, &inputs.results.leader_changes);
+        let unavail = analysis::unavailability(&inputs.ops, &inputs.results.leader_changes);
+        let page = run_page(&dir, &inputs, &data, &unavail);
+        assert!(!page.contains("<script"), "unescaped run text");
+        assert!(
+            page.matches("&lt;script&gt;alert(1)&lt;/script&gt;")
+                .count()
+                >= 7
+        );
+        assert!(page.contains("latency.png could not be read"));
     }
 
     #[test]
