@@ -927,17 +927,7 @@ fn clean_removes_what_a_killed_run_left() {
         ],
         dir.path(),
     );
-    // Wait (bounded) until the run is under way: its history file has events.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let history = results.join("latest").join("history.jsonl");
-    while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 1000 {
-        assert!(
-            Instant::now() < deadline,
-            "run never got going:\n{}",
-            run.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let history = run.wait_until_under_way(&results);
     std::thread::sleep(Duration::from_secs(6)); // let a partition be installed
     let rid = run.run_id().expect("the run printed its id");
     run.child.kill().expect("SIGKILL raftcheck");
@@ -1052,6 +1042,22 @@ impl BackgroundRun {
         (status.code(), self.output())
     }
 
+    /// Wait (at most 60 s) until the run is under way: its history file in `results` has
+    /// events. Returns the history's path.
+    fn wait_until_under_way(&self, results: &Path) -> PathBuf {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let history = results.join("latest").join("history.jsonl");
+        while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 1000 {
+            assert!(
+                Instant::now() < deadline,
+                "run never got going:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        history
+    }
+
     fn output(&self) -> String {
         format!(
             "stdout:\n{}\nstderr:\n{}",
@@ -1101,17 +1107,7 @@ fn clean_leaves_a_live_run_alone() {
         ],
         dir.path(),
     );
-    // Wait (bounded) until the nodes serve: the history has events.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let history = results.join("latest").join("history.jsonl");
-    while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 1000 {
-        assert!(
-            Instant::now() < deadline,
-            "run never got going:\n{}",
-            run.output()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    run.wait_until_under_way(&results);
     let rid = run.run_id().expect("the run printed its id");
     let before = leftovers(&rid);
     assert!(
