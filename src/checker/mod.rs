@@ -103,6 +103,12 @@ pub struct Counterexample {
     pub ops: Vec<Op>,
     /// Ids of ops that the shrinker turned from completed into unknown.
     pub weakened: Vec<usize>,
+    /// For a list-append witness, the elements it was projected onto: its reads show only
+    /// these elements, in the order read. A projection of a linearizable history is
+    /// linearizable, so an invalid projection proves the original invalid, and two or three
+    /// elements are what a person can follow. Empty when the witness was not projected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub projection: Vec<Value>,
     /// The longest linearizable order found, as op ids.
     pub linearized: Vec<usize>,
     /// The model's state after `linearized`, as JSON (a register's value, a list, or an array of

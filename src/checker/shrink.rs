@@ -248,6 +248,7 @@ fn explain(
             Counterexample {
                 ops: kept,
                 weakened,
+                projection: Vec::new(),
                 linearized: d.linearized.iter().map(|&s| id(s)).collect(),
                 state,
                 unplaced,
@@ -258,6 +259,7 @@ fn explain(
         None => Counterexample {
             ops: kept,
             weakened,
+            projection: Vec::new(),
             linearized: vec![],
             state: serde_json::Value::Null,
             unplaced: None,

@@ -1316,6 +1316,7 @@ mod tests {
         let c = Counterexample {
             ops: vec![op],
             weakened: vec![],
+            projection: vec![],
             linearized: vec![],
             state: serde_json::Value::Null,
             unplaced: Some(1),
