@@ -259,7 +259,8 @@ fn check_part(
     let start = Instant::now();
     let mut problem = prepare::prepare(part, model);
     let mut stats = search::Stats::default();
-    let outcome = search::search(&mut problem, limits, false, &mut stats);
+    // The deepest dead end costs little to keep and tells the shrinker where to start.
+    let outcome = search::search(&mut problem, limits, shrink, &mut stats);
     let mut res = KeyResult {
         key,
         verdict: Verdict::Valid,
@@ -285,15 +286,19 @@ fn check_part(
                 .to_string(),
             );
         }
-        search::Outcome::NotLinearizable(_) => {
+        search::Outcome::NotLinearizable(deepest) => {
             res.verdict = Verdict::Invalid;
             let owned = part.iter().map(|&o| o.clone()).collect();
+            let stuck = deepest
+                .and_then(|d| d.stuck)
+                .map(|s| problem.ops[s as usize].orig);
             res.counterexample = Some(shrink::counterexample(
                 owned,
                 model,
                 limits,
                 shrink,
                 stats.states,
+                stuck,
             ));
         }
     }

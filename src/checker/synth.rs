@@ -251,6 +251,78 @@ pub fn synth(spec: &SynthSpec) -> Vec<Op> {
         .collect()
 }
 
+/// Reads tried per history when planting a violation.
+const PLANT_TRIES: usize = 40;
+
+/// Make a linearizable history invalid with one wrong read, as a buggy server would return it:
+/// a register read returns another value written in the history (a stale or a future one), a
+/// list read loses one element. Reads in the second half are tried in a seeded order, and the
+/// first change the search proves invalid within `max_states` states is kept, so the violation
+/// is real, not assumed, and as cheap to prove as asked (a bound on states, not on time, so the
+/// same seed plants the same violation on every machine). `None` when no tried change
+/// qualifies (small value sets often make a changed read legal).
+pub fn plant_violation(ops: &[Op], seed: u64, max_states: u64) -> Option<Vec<Op>> {
+    use super::{prepare::prepare, search, Model};
+    use std::sync::atomic::AtomicU64;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
+    let written: Vec<Value> = ops
+        .iter()
+        .filter(|o| o.f == Fun::Write)
+        .map(|o| o.value.clone())
+        .collect();
+    let mut reads: Vec<usize> = ops
+        .iter()
+        .filter(|o| o.f == Fun::Read && o.outcome == Outcome::Ok && o.call >= ops.len())
+        .map(|o| o.id)
+        .collect();
+    let model = Model::infer(ops);
+    let used = AtomicU64::new(0);
+    let limits = search::Limits {
+        deadline: None,
+        memory_limit: 1 << 30,
+        memory_used: &used,
+        max_states,
+    };
+    for _ in 0..PLANT_TRIES {
+        if reads.is_empty() {
+            return None;
+        }
+        let r = reads.swap_remove(rng.random_range(0..reads.len()));
+        let mut planted = ops.to_vec();
+        let read = planted.iter_mut().find(|o| o.id == r)?;
+        match &mut read.value {
+            Value::Array(items) if !items.is_empty() => {
+                let i = rng.random_range(0..items.len());
+                items.remove(i);
+            }
+            Value::Array(_) => continue,
+            v => {
+                let others: Vec<&Value> = written.iter().filter(|w| *w != v).collect();
+                if others.is_empty() {
+                    continue;
+                }
+                *v = others[rng.random_range(0..others.len())].clone();
+            }
+        }
+        // Per key, as the checker splits; one invalid key makes the history invalid.
+        let mut keys: Vec<Option<&str>> = planted.iter().map(|o| o.key.as_deref()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let proven = keys.into_iter().any(|k| {
+            let part: Vec<&Op> = planted.iter().filter(|o| o.key.as_deref() == k).collect();
+            let mut p = prepare(&part, model);
+            matches!(
+                search::search(&mut p, &limits, false, &mut search::Stats::default()),
+                search::Outcome::NotLinearizable(_)
+            )
+        });
+        if proven {
+            return Some(planted);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +337,24 @@ mod tests {
             let r = check(&ops, &CheckOptions::default()).unwrap();
             assert_eq!(r.verdict, Verdict::Valid, "seed {seed}");
         }
+    }
+
+    #[test]
+    fn planted_violations_are_invalid_and_deterministic() {
+        let mut planted = 0;
+        for seed in 0..20 {
+            let ops = synth(&SynthSpec::etcd(seed));
+            let Some(bad) = plant_violation(&ops, seed, 20_000) else {
+                continue;
+            };
+            planted += 1;
+            assert_eq!(plant_violation(&ops, seed, 20_000).as_ref(), Some(&bad));
+            let changed = ops.iter().zip(&bad).filter(|(a, b)| a != b).count();
+            assert_eq!(changed, 1, "seed {seed}: one read changed");
+            let r = check(&bad, &CheckOptions::default()).unwrap();
+            assert_eq!(r.verdict, Verdict::Invalid, "seed {seed}");
+        }
+        assert!(planted >= 5, "only {planted} of 20 planted");
     }
 
     #[test]
