@@ -759,7 +759,7 @@ fn check_keys(
 }
 
 /// Greedily drop whole ops while the disagreement persists (bounded).
-fn minimize(evs: &[Event], model: Model, linearizable: Oracle, long: bool) -> Vec<Event> {
+fn minimize(evs: &[Event], model: Model, linearizable: Oracle) -> Vec<Event> {
     let mut cur = evs.to_vec();
     for _round in 0..evs.len() {
         let ops = ops_of(&cur);
@@ -879,7 +879,7 @@ fn run(plan: Plan) -> (usize, usize) {
         }
         if let Some(why) = disagreement(&evs, model, linearizable) {
             if failures.len() < 5 {
-                let small = minimize(&evs, model, linearizable, long);
+                let small = minimize(&evs, model, linearizable);
                 let why_small = disagreement(&small, model, linearizable).unwrap_or_default();
                 failures.push(format!(
                     "model {} seed {seed} case {case} {shape:?}: {why}\nhistory:\n{}\n\
