@@ -331,7 +331,7 @@ fn cmd_check(args: CheckArgs) -> Result<i32> {
         match (&h.check, &h.error) {
             (Some(r), _) if !args.json => {
                 println!("{}", text::verdict_line(&h.file, r));
-                print!("{}", text::details(r));
+                print!("{}", text::details(r, &h.file));
             }
             (None, Some(e)) => eprintln!("raftcheck: error: {e}"),
             _ => {}
@@ -458,7 +458,11 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
                     .join(", ")
             }
         );
-        print!("{}", text::details(&r.check));
+        let history = out.dir.join("history.jsonl");
+        print!(
+            "{}",
+            text::details(&r.check, &history.display().to_string())
+        );
         for reason in &r.reasons {
             println!("  {reason}");
         }

@@ -7,6 +7,12 @@
 //! stale-read bug under an isolate-leader partition, thinned by tests/fixtures/trim.py: one
 //! partition, one leader change, an invalid register with a three-op counterexample.
 //!
+//! A counterexample must be readable (issue 12): a ~300-op witness with long values over many
+//! processes and the fixture's three-op one are loaded at 1280x900 in headless chromium, and
+//! JavaScript in the page checks that no two texts of a timeline overlap and that the page
+//! does not scroll sideways; a projected witness must say so on the page, in the terminal
+//! summary and in junit.xml.
+//!
 //! Tests that need something this machine may lack print "SKIPPED: ..." and pass, and fail
 //! instead under RAFTCHECK_REQUIRE_ALL=1: the real run needs the raftkv binary built next to
 //! raftcheck; the browser test needs Debian's chromium at /usr/bin/chromium.
@@ -321,7 +327,7 @@ fn check_in_browser(report: &Path) {
     .unwrap();
     let profile = tempfile::tempdir().unwrap();
     let shot = dir.join(".report-screenshot.png");
-    let mut child = Command::new(CHROMIUM)
+    let child = Command::new(CHROMIUM)
         .args([
             "--headless",
             "--no-sandbox",
@@ -344,25 +350,11 @@ fn check_in_browser(report: &Path) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start chromium");
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish within 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let log = reader.join().unwrap();
+    let out = wait_with_deadline(child, Duration::from_secs(90));
+    let (status, log) = (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
     std::fs::remove_file(&probe_page).ok();
     let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
     let bad: Vec<&str> = log
@@ -727,4 +719,368 @@ fn the_html_checker_catches_a_link_to_a_missing_file() {
     )
     .unwrap();
     check_html(&page);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A counterexample a person can read (issue 12): labels that never overlap, no horizontal
+// scroll, and a projected witness that says it is one.
+
+/// A list-append witness as big and as awkward as a real one can get: `n` ops over
+/// `processes` processes with process numbers of every width, every third op a read of a list
+/// of `long` elements, appends of long strings, a few unknown outcomes, one op that cannot be
+/// placed and a projection onto elements 17 and 23. Deterministic, so a failure reproduces.
+fn list_witness(n: usize, processes: u64, long: usize) -> raftcheck::checker::Counterexample {
+    use raftcheck::history::{Fun, Op, Outcome};
+    let ops: Vec<Op> = (0..n)
+        .map(|i| {
+            let slot = i as u64 % processes;
+            let round = i as u64 / processes;
+            let call_time = 5_000_000_000 + round * 9_000_000 + slot * 370_000;
+            let (f, value) = match i % 3 {
+                0 => (
+                    Fun::Read,
+                    serde_json::json!((i..i + long).collect::<Vec<usize>>()),
+                ),
+                1 => (Fun::Append, serde_json::json!(i)),
+                _ => (
+                    Fun::Append,
+                    serde_json::json!(format!("element-{i}-{}", "x".repeat(60))),
+                ),
+            };
+            Op {
+                id: i,
+                process: 10u64.pow((slot % 7) as u32) + slot,
+                f,
+                key: Some("k".into()),
+                value,
+                outcome: if i % 17 == 5 {
+                    Outcome::Info
+                } else {
+                    Outcome::Ok
+                },
+                call: 2 * i,
+                ret: Some(2 * i + 1),
+                call_time,
+                ret_time: Some(call_time + 2_000_000 + (i as u64 % 5) * 1_300_000),
+                node: Some(format!("n{}", i % 3 + 1)),
+            }
+        })
+        .collect();
+    raftcheck::checker::Counterexample {
+        weakened: ops
+            .iter()
+            .filter(|o| o.id % 23 == 4)
+            .map(|o| o.id)
+            .collect(),
+        projection: vec![serde_json::json!(17), serde_json::json!(23)],
+        linearized: ops.iter().take(n / 2).map(|o| o.id).collect(),
+        state: serde_json::json!((0..long).collect::<Vec<usize>>()),
+        unplaced: ops.get(n * 2 / 3).map(|o| o.id),
+        candidates: vec![],
+        explanation: format!(
+            "{} of {n} ops linearized; the next cannot take effect",
+            n / 2
+        ),
+        ops,
+    }
+}
+
+/// A key name with no place to break it, longer than any column.
+fn long_key() -> String {
+    format!("tenant/{}/orders", "0123456789abcdef".repeat(8))
+}
+
+/// The fixture's run, re-rendered with its results made as hard to lay out as possible: a
+/// ~300-op counterexample under a long key name beside the fixture's own three-op one, long
+/// unbroken reasons, spec values, fault-log details and unread keys.
+fn awkward_run(root: &Path) -> PathBuf {
+    use raftcheck::checker::Verdict;
+    let dir = fixture_run(root);
+    let mut rec = read_run(&dir).unwrap();
+    let r = &mut rec.results;
+    let blob = format!("/var/lib/raftcheck/{}", "unbroken-".repeat(40));
+    let mut big = r.check.keys[0].clone();
+    big.key = Some(long_key());
+    big.ops = 300;
+    big.counterexample = Some(list_witness(300, 12, 200));
+    r.check.keys[0].key = Some("k2".into());
+    r.check.keys.insert(0, big);
+    r.check.verdict = Verdict::Invalid;
+    r.reasons
+        .push(format!("a reason naming a long path: {blob}"));
+    r.unread_keys.push(Some(long_key()));
+    r.nemesis_spec.faults.push(blob.clone());
+    r.exercised
+        .unsupported
+        .insert("membership".into(), blob.clone());
+    r.command = format!("{} --results {blob}", r.command);
+    raftcheck::report::write_json(&dir.join("results.json"), &rec.results).unwrap();
+    let nemesis = dir.join("nemesis.jsonl");
+    let mut lines: Vec<serde_json::Value> = std::fs::read_to_string(&nemesis)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    lines[0]["reason"] = serde_json::json!(blob);
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&nemesis, text).unwrap();
+    render_run(&dir).expect("render the awkward run");
+    dir.join("report.html")
+}
+
+/// `raftcheck check --out` over the same two counterexamples, plus a file that could not be
+/// read with a long error and a long path.
+fn awkward_check(out: &Path) -> PathBuf {
+    use raftcheck::report::{render_check, CheckReport, Conclusion, HistoryCheck};
+    let inputs = read_run(&fixture()).unwrap();
+    let mut check = inputs.results.check.clone();
+    let mut big = check.keys[0].clone();
+    big.key = Some(long_key());
+    big.ops = 300;
+    big.counterexample = Some(list_witness(300, 40, 200));
+    check.keys.insert(0, big);
+    let long_path = format!("/data/{}/history.jsonl", "deeply-nested-".repeat(20));
+    let report = CheckReport {
+        verdict: Conclusion::Error,
+        histories: vec![
+            HistoryCheck {
+                file: long_path.clone(),
+                verdict: Conclusion::Invalid,
+                error: None,
+                op_counts: Default::default(),
+                check: Some(check),
+            },
+            HistoryCheck {
+                file: format!("{long_path}.missing"),
+                verdict: Conclusion::Error,
+                error: Some(format!(
+                    "{long_path}.missing: {}",
+                    "no-such-file-".repeat(30)
+                )),
+                op_counts: Default::default(),
+                check: None,
+            },
+        ],
+    };
+    render_check(out, &report, &Default::default()).expect("render_check");
+    out.join("report.html")
+}
+
+/// Injected before `</body>` of a copy of the page: once loaded, measures every text of
+/// every SVG and the page's width, and leaves the answer in the DOM for `--dump-dom` to
+/// print, percent-encoded so no HTML escaping can garble it.
+const LAYOUT_PROBE: &str = r#"<script>window.addEventListener('load',function(){
+var de=document.documentElement,out={innerWidth:innerWidth,clientWidth:de.clientWidth,
+scrollWidth:de.scrollWidth,svgs:0,texts:0,overlaps:0,pairs:[],wide:[]};
+document.querySelectorAll('svg').forEach(function(svg,si){out.svgs++;var b=[];
+svg.querySelectorAll('text').forEach(function(t){var r=t.getBoundingClientRect();
+if(r.width>0&&r.height>0){b.push({r:r,s:t.textContent});}});out.texts+=b.length;
+for(var i=0;i<b.length;i++){for(var j=i+1;j<b.length;j++){var p=b[i].r,q=b[j].r;
+if(p.left<q.right&&q.left<p.right&&p.top<q.bottom&&q.top<p.bottom){out.overlaps++;
+if(out.pairs.length<12){out.pairs.push('svg '+si+': ['+b[i].s+'] '+Math.round(p.left)+'..'+
+Math.round(p.right)+','+Math.round(p.top)+' over ['+b[j].s+'] '+Math.round(q.left)+'..'+
+Math.round(q.right)+','+Math.round(q.top));}}}}});
+document.querySelectorAll('body *').forEach(function(e){var r=e.getBoundingClientRect();
+if(r.right>de.clientWidth+0.5&&out.wide.length<12){out.wide.push(e.tagName+' right '+
+Math.round(r.right)+': '+(e.textContent||'').slice(0,60));}});
+var pre=document.createElement('pre');pre.id='raftcheck-layout';
+pre.textContent=encodeURIComponent(JSON.stringify(out));document.body.appendChild(pre);});
+</script>"#;
+
+/// What [`LAYOUT_PROBE`] measured.
+#[derive(serde::Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct Layout {
+    inner_width: f64,
+    client_width: f64,
+    scroll_width: f64,
+    svgs: usize,
+    texts: usize,
+    overlaps: usize,
+    pairs: Vec<String>,
+    wide: Vec<String>,
+}
+
+/// Load a copy of `report` with [`LAYOUT_PROBE`] in headless chromium at 1280x900 and return
+/// what it measured. `--dump-dom` prints the DOM after the load handlers ran, so the answer
+/// comes back on stdout with no debugging protocol.
+fn layout_in_browser(report: &Path) -> Layout {
+    let html = std::fs::read_to_string(report).unwrap();
+    assert!(
+        html.contains("</body>"),
+        "no </body> to put the probe before"
+    );
+    let probe_page = report.with_file_name(".layout-probe.html");
+    std::fs::write(
+        &probe_page,
+        html.replacen("</body>", &format!("{LAYOUT_PROBE}</body>"), 1),
+    )
+    .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--no-first-run",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--window-size=1280,900",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", probe_page.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chromium");
+    let out = wait_with_deadline(child, Duration::from_secs(60));
+    std::fs::remove_file(&probe_page).ok();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let start = dom
+        .find("<pre id=\"raftcheck-layout\">")
+        .unwrap_or_else(|| {
+            panic!(
+                "the layout probe left no answer (chromium {}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        + "<pre id=\"raftcheck-layout\">".len();
+    let end = start + dom[start..].find("</pre>").expect("the answer's </pre>");
+    let json = percent_decode(&dom[start..end]);
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("probe answer {json}: {e}"))
+}
+
+/// `wait_with_output` that kills the child past `limit` instead of hanging the suite.
+fn wait_with_deadline(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Read a child's pipe to its end on a thread of its own, so a full pipe cannot stall it.
+fn drain<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut v);
+        }
+        v
+    })
+}
+
+/// Why `report` is not readable in a browser at 1280 px, if it is not: text of a timeline
+/// overlapping other text, or a page wider than the viewport.
+fn unreadable(report: &Path, timelines: usize) -> Option<String> {
+    let l = layout_in_browser(report);
+    eprintln!("{}: {l:?}", report.display());
+    // The window size took effect, and the timelines were drawn with text to compare.
+    assert_eq!(l.inner_width, 1280.0, "viewport: {l:?}");
+    assert_eq!(l.svgs, timelines, "timelines on the page: {l:?}");
+    assert!(
+        l.texts > 20 * timelines,
+        "too few texts to mean anything: {l:?}"
+    );
+    let mut why = Vec::new();
+    if l.overlaps > 0 {
+        why.push(format!(
+            "{} pairs of timeline texts overlap, e.g.\n{}",
+            l.overlaps,
+            l.pairs.join("\n")
+        ));
+    }
+    if l.scroll_width > l.client_width || l.scroll_width > 1280.0 {
+        why.push(format!(
+            "the page scrolls sideways ({} px wide in a {} px viewport); too wide:\n{}",
+            l.scroll_width,
+            l.client_width,
+            l.wide.join("\n")
+        ));
+    }
+    (!why.is_empty()).then(|| format!("{}:\n{}", report.display(), why.join("\n")))
+}
+
+#[test]
+fn a_large_and_a_small_counterexample_read_without_overlap_or_sideways_scroll() {
+    if !chromium_present() {
+        return;
+    }
+    let _one = serial();
+    let root = tempfile::tempdir().unwrap();
+    let run = unreadable(&awkward_run(root.path()), 2);
+    let check = unreadable(&awkward_check(&root.path().join("check")), 2);
+    let problems: Vec<String> = run.into_iter().chain(check).collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+#[test]
+fn a_projected_witness_says_so_on_the_page_in_the_summary_and_in_junit() {
+    let root = tempfile::tempdir().unwrap();
+    let run_page = awkward_run(root.path());
+    check_html(&run_page);
+    let page = std::fs::read_to_string(&run_page).unwrap();
+    let sentence =
+        "Reads below show only elements 17, 23: the witness is the history projected onto them";
+    assert_eq!(
+        page.matches(sentence).count(),
+        1,
+        "once, for the projected key only"
+    );
+    assert!(page.contains("The full reads are in history.jsonl."));
+    // Under the key's heading, above its timeline.
+    let heading = page
+        .find(&format!("Key {}", long_key()))
+        .expect("the big key's heading");
+    let said = page.find(sentence).unwrap();
+    let drawn = heading + page[heading..].find("<svg").expect("its timeline");
+    assert!(
+        heading < said && said < drawn,
+        "the sentence sits between heading and timeline"
+    );
+
+    let check_page = awkward_check(&root.path().join("check"));
+    check_html(&check_page);
+    let check = std::fs::read_to_string(&check_page).unwrap();
+    assert!(check.contains(sentence), "the check page does not say it");
+    assert!(
+        check.contains("The full reads are in /data/deeply-nested-"),
+        "the check page does not name the history file"
+    );
+
+    let results = read_run(
+        &root
+            .path()
+            .join("raftkv-register-isolate-leader/20261123T201702.608Z"),
+    )
+    .unwrap()
+    .results;
+    let text = raftcheck::report::text::details(&results.check, "history.jsonl");
+    assert!(text.contains(sentence), "{text}");
+    let junit = root.path().join("junit.xml");
+    write_junit(&junit, &[(Path::new("run"), &results)]).unwrap();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(sentence),
+        "junit.xml does not say the witness is projected"
+    );
 }

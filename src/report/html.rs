@@ -10,8 +10,9 @@
 //! verdict and its reasons, the figures, the fault-log rows, the per-key rows, the
 //! counterexamples, the links to files that exist. [`templates`] lays a view out with maud,
 //! which is checked at compile time and escapes every value it inserts. The one piece of
-//! markup made here is the counterexample timeline ([`timeline_svg`]), inline SVG that puts
-//! its own text through [`esc`]; the templates embed it as it is.
+//! markup made elsewhere is the counterexample timeline ([`mod@timeline`]), inline SVG that puts
+//! its own text through [`super::esc`] and places its labels so none overlaps another; the
+//! templates embed it as it is.
 //!
 //! Self-contained as Porcupine's visualization is: no script, no network, no external font or
 //! stylesheet. The PNGs are embedded as `data:` URIs (and also linked, as sibling files, for
@@ -22,10 +23,11 @@
 //! note saying where the rest is, and the timeline shows only the counterexample's few ops.
 
 mod templates;
+mod timeline;
 
 use super::plots::{self, FaultInterval, LeaderLine, PlotData};
-use super::text::{describe, outcome_word, verdict_word};
-use super::{esc, href, io_err, CheckReport, Conclusion, ReportError};
+use super::text::{describe, outcome_word, projection_note, verdict_word};
+use super::{href, io_err, CheckReport, Conclusion, ReportError};
 use crate::analysis::{self, op_counts};
 use crate::checker::{CheckResult, Counterexample, KeyResult, Verdict};
 use crate::history::{Op, Outcome};
@@ -34,16 +36,14 @@ use crate::store::{
     UnavailableWindow,
 };
 use base64::Engine;
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use timeline::{timeline, timeline_ops, Timeline};
 
 /// Rows a long table shows before it is cut ("… N more in FILE").
 const MAX_ROWS: usize = 120;
 /// Invalid keys whose counterexample is drawn; the rest are listed.
 const MAX_COUNTEREXAMPLES: usize = 5;
-/// Ops drawn in one counterexample timeline (those nearest the unplaced op).
-const MAX_TIMELINE_OPS: usize = 40;
 /// Valid keys named in the per-key summary; the rest are "…".
 const MAX_VALID_NAMED: usize = 30;
 
@@ -281,6 +281,7 @@ impl<'a> RunView<'a> {
                 &data.leaders,
                 data.initial_leader.as_ref(),
                 "",
+                "history.jsonl",
             ),
             workload: config_rows(&serde_json::to_value(&r.workload_spec).unwrap_or_default()),
             nemesis: config_rows(&serde_json::to_value(&r.nemesis_spec).unwrap_or_default()),
@@ -368,7 +369,14 @@ impl<'a> CheckView<'a> {
                     check: h.check.as_ref().map(|check| HistoryCheckView {
                         reason: check.reason.as_deref(),
                         keys: KeysView::new(check, &prefix),
-                        counterexamples: Counterexamples::new(check, &[], &[], None, &prefix),
+                        counterexamples: Counterexamples::new(
+                            check,
+                            &[],
+                            &[],
+                            None,
+                            &prefix,
+                            &h.file,
+                        ),
                     }),
                 }
             })
@@ -810,8 +818,13 @@ struct CounterexampleView<'a> {
     verdict: Verdict,
     /// The checker's sentence.
     explanation: &'a str,
-    /// The timeline, inline SVG (its text already escaped by [`timeline_svg`]).
-    timeline: String,
+    /// Which elements a projected list-append witness shows, and why that suffices.
+    projection: Option<String>,
+    /// The timeline: inline SVG (its text already escaped by [`timeline()`]) and how many ops
+    /// and labels it left out, so the page can say so.
+    timeline: Timeline,
+    /// What the timeline leaves out (ops beyond the cap, labels that did not fit), in words.
+    timeline_notes: Vec<String>,
     /// Faults and leader changes near the ops, in words; empty when there are no ops.
     context: Vec<String>,
     /// The witness ops in call order.
@@ -857,6 +870,7 @@ impl<'a> Counterexamples<'a> {
         leaders: &[LeaderLine],
         initial: Option<&LeaderLine>,
         prefix: &str,
+        history: &str,
     ) -> Counterexamples<'a> {
         let with: Vec<(&KeyResult, &Counterexample)> = check
             .keys
@@ -873,7 +887,7 @@ impl<'a> Counterexamples<'a> {
             shown: with
                 .iter()
                 .take(MAX_COUNTEREXAMPLES)
-                .map(|(k, c)| CounterexampleView::new(k, c, faults, &all_leaders, prefix))
+                .map(|(k, c)| CounterexampleView::new(k, c, faults, &all_leaders, prefix, history))
                 .collect(),
             more: with.len().saturating_sub(MAX_COUNTEREXAMPLES),
         }
@@ -887,6 +901,7 @@ impl<'a> CounterexampleView<'a> {
         faults: &[FaultInterval],
         leaders: &[LeaderLine],
         prefix: &str,
+        history: &str,
     ) -> CounterexampleView<'a> {
         let mut ops: Vec<&Op> = c.ops.iter().collect();
         ops.sort_by_key(|o| o.call);
@@ -916,17 +931,50 @@ impl<'a> CounterexampleView<'a> {
                 },
             })
             .collect();
+        let timeline = timeline(c, faults, leaders);
+        let timeline_notes = timeline_notes(c, &timeline);
         CounterexampleView {
             anchor: anchor(k, prefix),
             key: key_name(k),
             verdict: k.verdict,
             explanation: &c.explanation,
-            timeline: timeline_svg(c, faults, leaders),
+            projection: projection_note(c, history),
+            timeline,
+            timeline_notes,
             context: context_lines(c, faults, leaders),
             ops: Cut::new(ops),
             state: c.state.to_string(),
         }
     }
+}
+
+/// What a reader of the timeline should know it does not show: the ops beyond its cap, and
+/// labels shortened to fit (the full text is in each bar's tooltip and in the table).
+fn timeline_notes(c: &Counterexample, t: &Timeline) -> Vec<String> {
+    let mut notes = Vec::new();
+    if t.drawn < t.total {
+        let which = if c.unplaced.is_some() {
+            "those around the op that cannot be placed"
+        } else {
+            "the last ones called"
+        };
+        notes.push(format!(
+            "The timeline draws {} of the witness's {} ops, {which}; the table below lists them \
+             in call order.",
+            t.drawn, t.total
+        ));
+    }
+    if t.shortened > 0 {
+        notes.push(format!(
+            "{} op label{} did not fit beside {} bar and {} shortened or left out: hover over a \
+             bar to see its op in full, or find it by id in the table.",
+            t.shortened,
+            plural(t.shortened),
+            if t.shortened == 1 { "its" } else { "their" },
+            if t.shortened == 1 { "is" } else { "are" },
+        ));
+    }
+    notes
 }
 
 /// A spec (serialized) as name/value rows; strings shown bare, anything else as JSON.
@@ -942,261 +990,6 @@ fn config_rows(v: &serde_json::Value) -> Vec<(String, String)> {
             (k.clone(), shown)
         })
         .collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// The counterexample timeline: inline SVG, escaped as it is built.
-
-/// The ops a timeline draws: all of them when few, else the unplaced op and those nearest it
-/// in call order.
-fn timeline_ops(c: &Counterexample) -> Vec<&Op> {
-    let mut ops: Vec<&Op> = c.ops.iter().collect();
-    ops.sort_by_key(|o| o.call);
-    if ops.len() <= MAX_TIMELINE_OPS {
-        return ops;
-    }
-    let center = c
-        .unplaced
-        .and_then(|u| ops.iter().position(|o| o.id == u))
-        .unwrap_or(ops.len() - 1);
-    let start = center
-        .saturating_sub(MAX_TIMELINE_OPS * 3 / 4)
-        .min(ops.len() - MAX_TIMELINE_OPS);
-    ops[start..start + MAX_TIMELINE_OPS].to_vec()
-}
-
-/// The counterexample as an inline SVG timeline: one lane per process, a bar from call to
-/// return per op (dashed to the right edge for an op whose effect is unknown: it may take
-/// effect at any later point), the op that cannot be placed in red, the linearization order
-/// found as #n badges, faults shaded and leader changes as lines across the lanes.
-pub(crate) fn timeline_svg(
-    c: &Counterexample,
-    faults: &[FaultInterval],
-    leaders: &[LeaderLine],
-) -> String {
-    let ops = timeline_ops(c);
-    if ops.is_empty() {
-        return String::new();
-    }
-    let t0 = ops.iter().map(|o| o.call_time).min().unwrap_or(0);
-    let t1 = ops
-        .iter()
-        .map(|o| o.ret_time.unwrap_or(o.call_time).max(o.call_time))
-        .max()
-        .unwrap_or(t0);
-    let span = (t1 - t0).max(1_000_000) as f64;
-    let (lo, hi) = (t0 as f64 - span * 0.06, t1 as f64 + span * 0.12);
-    let mut lanes: Vec<u64> = Vec::new();
-    for o in &ops {
-        if !lanes.contains(&o.process) {
-            lanes.push(o.process);
-        }
-    }
-    let (left, right, top, lane_h) = (120.0, 1180.0, 46.0, 40.0);
-    let width = 1200.0;
-    let height = top + lane_h * lanes.len() as f64 + 40.0;
-    let x = |ns: f64| left + (ns - lo) / (hi - lo) * (right - left);
-    let order: BTreeMap<usize, usize> = c
-        .linearized
-        .iter()
-        .enumerate()
-        .map(|(i, &id)| (id, i + 1))
-        .collect();
-    let weakened: BTreeSet<usize> = c.weakened.iter().copied().collect();
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"counterexample timeline\">"
-    );
-    let _ = writeln!(
-        s,
-        "<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#fff\"/>"
-    );
-    // Faults in force during the window.
-    let lanes_bottom = top + lane_h * lanes.len() as f64;
-    for f in faults {
-        let (a, b) = (f.start * 1e9, f.end * 1e9);
-        if b < lo || a > hi {
-            continue;
-        }
-        let (xa, xb) = (x(a.max(lo)), x(b.min(hi)));
-        let col = plots::fault_color(f.kind);
-        let _ = writeln!(
-            s,
-            "<rect x=\"{xa:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"rgb({},{},{})\" fill-opacity=\"0.14\"/>",
-            top - 6.0,
-            (xb - xa).max(1.0),
-            lanes_bottom - top + 6.0,
-            col.0,
-            col.1,
-            col.2
-        );
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"#444\">{} ({}){}</text>",
-            xa + 4.0,
-            lanes_bottom + 16.0,
-            esc(&f.label),
-            esc(&f.nodes.join(",")),
-            if a < lo {
-                " — since before this window"
-            } else {
-                ""
-            }
-        );
-    }
-    // Time axis.
-    let _ = writeln!(
-        s,
-        "<line x1=\"{left}\" y1=\"{:.1}\" x2=\"{right}\" y2=\"{:.1}\" stroke=\"#999\"/>",
-        top - 20.0,
-        top - 20.0
-    );
-    let step = nice_step((hi - lo) / 6.0);
-    let mut tick = (lo / step).ceil() * step;
-    for _ in 0..20 {
-        if tick > hi {
-            break;
-        }
-        let _ = writeln!(
-            s,
-            "<line x1=\"{0:.1}\" y1=\"{1:.1}\" x2=\"{0:.1}\" y2=\"{2:.1}\" stroke=\"#ccc\"/><text x=\"{0:.1}\" y=\"{3:.1}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555\">{4}</text>",
-            x(tick),
-            top - 24.0,
-            lanes_bottom,
-            top - 28.0,
-            tick_label(tick, step)
-        );
-        tick += step;
-    }
-    let _ = writeln!(
-        s,
-        "<text x=\"8\" y=\"{:.1}\" font-size=\"11\" fill=\"#555\">ms since start</text>",
-        top - 28.0
-    );
-    // Lanes and ops.
-    for (li, p) in lanes.iter().enumerate() {
-        let y = top + lane_h * li as f64;
-        let _ = writeln!(
-            s,
-            "<text x=\"8\" y=\"{:.1}\" font-size=\"13\">process {p}</text><line x1=\"{left}\" y1=\"{:.1}\" x2=\"{right}\" y2=\"{:.1}\" stroke=\"#eee\"/>",
-            y + 26.0,
-            y + lane_h,
-            y + lane_h
-        );
-    }
-    for o in &ops {
-        let Some(li) = lanes.iter().position(|&p| p == o.process) else {
-            continue;
-        };
-        let y = top + lane_h * li as f64 + 16.0;
-        let xa = x(o.call_time as f64);
-        let unknown = o.outcome == Outcome::Info;
-        let xb = match (unknown, o.ret_time) {
-            (false, Some(r)) => x(r as f64),
-            _ => right,
-        };
-        let col = plots::f_color(o.f);
-        let unplaced = c.unplaced == Some(o.id);
-        let stroke = if unplaced {
-            "stroke=\"#c62828\" stroke-width=\"3\"".to_string()
-        } else if unknown {
-            format!(
-                "stroke=\"rgb({},{},{})\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"",
-                col.0, col.1, col.2
-            )
-        } else {
-            "stroke=\"#333\" stroke-width=\"1\"".to_string()
-        };
-        let _ = writeln!(
-            s,
-            "<rect x=\"{xa:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"14\" rx=\"3\" fill=\"rgb({},{},{})\" fill-opacity=\"{}\" {stroke}/>",
-            (xb - xa).max(3.0),
-            col.0,
-            col.1,
-            col.2,
-            if unknown { "0.25" } else { "0.75" }
-        );
-        if unknown {
-            if let Some(r) = o.ret_time {
-                // Where the client gave up (or, for a weakened op, where it really returned).
-                let xr = x(r as f64);
-                let _ = writeln!(
-                    s,
-                    "<line x1=\"{xr:.1}\" y1=\"{:.1}\" x2=\"{xr:.1}\" y2=\"{:.1}\" stroke=\"#333\"/>",
-                    y - 2.0,
-                    y + 16.0
-                );
-            }
-        }
-        let mut label = format!("op {}: {}", o.id, describe(o));
-        if weakened.contains(&o.id) {
-            label.push_str(" (treated as info)");
-        } else if unknown {
-            label.push_str(" (info)");
-        } else if o.outcome != Outcome::Ok {
-            let _ = write!(label, " ({})", outcome_word(o.outcome));
-        }
-        if let Some(n) = order.get(&o.id) {
-            let _ = write!(label, " — linearized #{n}");
-        }
-        if unplaced {
-            label.push_str(" — ✗ cannot be placed");
-        }
-        // Keep the label inside the picture: right-align it when it would run off the edge
-        // (about 7 px per character at this size).
-        let est = label.chars().count() as f64 * 7.0;
-        let (tx, anchor) = if xa + est > width - 6.0 {
-            (xb.min(width - 6.0).max(left + est.min(right - left)), "end")
-        } else {
-            (xa + 1.0, "start")
-        };
-        let _ = writeln!(
-            s,
-            "<text x=\"{tx:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"{anchor}\"{}>{}</text>",
-            y - 3.0,
-            if unplaced {
-                " fill=\"#c62828\" font-weight=\"bold\""
-            } else {
-                ""
-            },
-            esc(&label)
-        );
-    }
-    for l in leaders {
-        let ns = l.t * 1e9;
-        if ns < lo || ns > hi {
-            continue;
-        }
-        let xl = x(ns);
-        let _ = writeln!(
-            s,
-            "<line x1=\"{xl:.1}\" y1=\"{:.1}\" x2=\"{xl:.1}\" y2=\"{lanes_bottom:.1}\" stroke=\"#000\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\">leader {}</text>",
-            top - 20.0,
-            xl + 3.0,
-            top - 8.0,
-            esc(&l.label)
-        );
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
-/// A round tick step (1, 2 or 5 times a power of ten) in ns, at least 1 µs.
-fn nice_step(raw: f64) -> f64 {
-    let raw = raw.max(1e3);
-    let p = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * p)
-        .find(|&v| v >= raw)
-        .unwrap_or(10.0 * p)
-}
-
-/// A tick in ms with as many decimals as the step needs.
-fn tick_label(ns: f64, step: f64) -> String {
-    let decimals = (-(step / 1e6).log10().floor()).clamp(0.0, 3.0) as usize;
-    format!("{:.*}", decimals, ns / 1e6)
 }
 
 /// Faults and leader changes near the counterexample, in words: the timeline only shows what
@@ -1261,6 +1054,7 @@ fn context_lines(
 mod tests {
     use super::*;
     use crate::history::Fun;
+    use crate::report::esc;
 
     #[test]
     fn esc_escapes_markup_and_quotes() {
@@ -1323,7 +1117,7 @@ mod tests {
             candidates: vec![],
             explanation: "<b>x</b>".into(),
         };
-        let svg = timeline_svg(&c, &[], &[]);
+        let svg = timeline(&c, &[], &[]).svg;
         assert!(!svg.contains("<script>"), "{svg}");
         assert!(svg.contains("cannot be placed"));
     }

@@ -42,7 +42,9 @@ struct Case {
     problem: Option<(&'static str, &'static str, String, String)>,
 }
 
-fn cases(r: &RunResults) -> Vec<Case> {
+/// The test cases of one run; `history` is its history.jsonl, named where a projected
+/// witness says its full reads are.
+fn cases(r: &RunResults, history: &str) -> Vec<Case> {
     match r.verdict {
         Verdict::Valid => vec![Case {
             name: "run".into(),
@@ -83,7 +85,7 @@ fn cases(r: &RunResults) -> Vec<Case> {
                             let body = k
                                 .counterexample
                                 .as_ref()
-                                .map(super::text::counterexample)
+                                .map(|c| super::text::counterexample(c, history))
                                 .unwrap_or_default();
                             Some(("failure", "invalid", msg, body))
                         }
@@ -135,8 +137,13 @@ fn cases(r: &RunResults) -> Vec<Case> {
 /// JUnit XML for one or more runs: one test suite per run, one test case per run (per key
 /// for invalid ones). `runs` pairs each run's dir (shown in the output) with its results.
 pub(crate) fn junit_xml(runs: &[(&Path, &RunResults)]) -> String {
-    let all: Vec<(&Path, &RunResults, Vec<Case>)> =
-        runs.iter().map(|(d, r)| (*d, *r, cases(r))).collect();
+    let all: Vec<(&Path, &RunResults, Vec<Case>)> = runs
+        .iter()
+        .map(|(d, r)| {
+            let history = d.join("history.jsonl").display().to_string();
+            (*d, *r, cases(r, &history))
+        })
+        .collect();
     let count = |pred: &dyn Fn(&Case) -> bool| -> usize {
         all.iter()
             .map(|(_, _, cs)| cs.iter().filter(|c| pred(c)).count())

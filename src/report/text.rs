@@ -28,7 +28,8 @@ pub fn verdict_line(file: &str, r: &CheckResult) -> String {
 }
 
 /// The keys that were not valid, with reasons and counterexamples; empty when all are valid.
-pub fn details(r: &CheckResult) -> String {
+/// `history` names the file the ops came from, where a projected witness's full reads are.
+pub fn details(r: &CheckResult, history: &str) -> String {
     let mut out = String::new();
     if let (true, Some(why)) = (r.keys.is_empty(), &r.reason) {
         let _ = writeln!(out, "  {why}");
@@ -49,7 +50,7 @@ pub fn details(r: &CheckResult) -> String {
         }
         let _ = writeln!(out, ")");
         if let Some(c) = &k.counterexample {
-            out.push_str(&counterexample(c));
+            out.push_str(&counterexample(c, history));
         }
     }
     if valid > 0 && valid < r.keys.len() {
@@ -71,6 +72,45 @@ pub(crate) fn describe(o: &Op) -> String {
     }
 }
 
+/// Elements a projection sentence names before it says "and N more": a witness is projected
+/// onto two or three, so more means something unusual, and a count says it.
+const MAX_PROJECTION_NAMED: usize = 10;
+
+/// For a projected list-append witness, the sentence that keeps its reads from looking wrong:
+/// they show only the projected elements, which is not what the system returned, and the
+/// reader must know that this is sound and where the real reads are (`history`). `None` when
+/// the witness was not projected. Every page and summary that prints a witness says it.
+pub(crate) fn projection_note(c: &Counterexample, history: &str) -> Option<String> {
+    let (first, rest) = c.projection.split_first()?;
+    let mut named: Vec<String> = c
+        .projection
+        .iter()
+        .take(MAX_PROJECTION_NAMED)
+        .map(|v| v.to_string())
+        .collect();
+    if c.projection.len() > MAX_PROJECTION_NAMED {
+        named.push(format!(
+            "and {} more",
+            c.projection.len() - MAX_PROJECTION_NAMED
+        ));
+    }
+    let (element, them) = if rest.is_empty() {
+        ("element", "it")
+    } else {
+        ("elements", "them")
+    };
+    let names = if rest.is_empty() {
+        first.to_string()
+    } else {
+        named.join(", ")
+    };
+    Some(format!(
+        "Reads below show only {element} {names}: the witness is the history projected onto \
+         {them} (a projection of a linearizable history is linearizable, so this small one \
+         proves the whole history is not). The full reads are in {history}."
+    ))
+}
+
 /// How an op ended, in one or two words.
 pub(crate) fn outcome_word(o: Outcome) -> &'static str {
     match o {
@@ -81,10 +121,14 @@ pub(crate) fn outcome_word(o: Outcome) -> &'static str {
     }
 }
 
-/// A counterexample as an explanation and a table of its ops in call order.
-pub fn counterexample(c: &Counterexample) -> String {
+/// A counterexample as an explanation and a table of its ops in call order; `history` names
+/// the file the ops came from, where a projected witness's full reads are.
+pub fn counterexample(c: &Counterexample, history: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "    {}", c.explanation);
+    if let Some(note) = projection_note(c, history) {
+        let _ = writeln!(out, "    {note}");
+    }
     let _ = writeln!(
         out,
         "    {:>6}  {:>8}  {:<24} {:<16} {:>12} {:>12}",

@@ -2,7 +2,7 @@
 //! nothing: no file is read, no row chosen, no figure computed here, only numbers formatted.
 //!
 //! maud escapes every value spliced in with `(…)`. The only [`PreEscaped`] text is the page's
-//! own CSS and the counterexample timeline, which [`super::timeline_svg`] builds with its text
+//! own CSS and the counterexample timeline, which [`super::timeline()`] builds with its text
 //! escaped; never run data.
 
 use super::{
@@ -15,7 +15,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use std::collections::BTreeMap;
 
 const CSS: &str = r#"
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1b1b1b;background:#fafafa;overflow-wrap:anywhere}
 main{max-width:1320px;margin:0 auto;padding:0 20px 40px}
 header.verdict{padding:22px 28px;color:#fff;margin:0 0 16px}
 header.verdict h1{font-size:56px;margin:0;letter-spacing:2px}
@@ -26,7 +26,8 @@ section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:10px 
 h2{font-size:21px;margin:8px 0 10px}h3{font-size:17px;margin:14px 0 6px}
 table{border-collapse:collapse;font-size:14px;margin:6px 0}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f1f1f1}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f1f1f1;overflow-wrap:normal}td.n{text-align:right;font-variant-numeric:tabular-nums}
+td.n,th.n,td a,.badge{white-space:nowrap;overflow-wrap:normal}
 pre{background:#f4f4f4;padding:8px 10px;overflow-x:auto;white-space:pre-wrap;word-break:break-all;font-size:13px}
 code{font-size:13px}
 ul.reasons{font-size:16px}
@@ -34,7 +35,8 @@ img.plot{max-width:100%;border:1px solid #eee;display:block;margin:6px 0}
 nav a{margin-right:14px}
 .note{color:#555;font-size:14px}
 .unplaced{color:#c62828;font-weight:700}
-svg text{font-family:system-ui,"DejaVu Sans",sans-serif}
+p.projection{background:#fff8e1;border-left:4px solid #b26a00;padding:6px 10px}
+svg.timeline{display:block;max-width:100%;height:auto;margin:6px 0}
 "#;
 
 // ---------------------------------------------------------------------------------------------
@@ -439,8 +441,10 @@ fn counterexample(c: &CounterexampleView) -> Markup {
     html! {
         h3 id=(c.anchor) { "Key " (c.key) ": " (badge(c.verdict)) }
         p { (c.explanation) }
-        // Built by timeline_svg, which escapes every piece of text it draws.
-        (PreEscaped(&c.timeline))
+        @if let Some(note) = &c.projection { p.projection { (note) } }
+        // Built by timeline(), which escapes every piece of text it draws.
+        (PreEscaped(&c.timeline.svg))
+        @for note in &c.timeline_notes { p.note { (note) } }
         @if !c.context.is_empty() {
             ul.note { @for line in &c.context { li { (line) } } }
         }
