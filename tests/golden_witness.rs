@@ -17,8 +17,8 @@ use std::process::Command;
 const WITNESS: &[(&str, usize)] = &[
     ("stale-read", 3),
     ("leader-local-read", 3),
-    ("ack-before-commit", 32),
-    ("vote-without-log-check", 55),
+    ("ack-before-commit", 2),
+    ("vote-without-log-check", 2),
 ];
 
 fn fixture(row: &str) -> PathBuf {
