@@ -1,8 +1,8 @@
 //! Checker benchmarks: prints figures for the shapes in issue 3 (Porcupine's anchors).
 //!
 //! `cargo bench --bench checker` runs every scenario; `cargo bench --bench checker -- NAME`
-//! runs one (etcd, kv50, kv10-nosplit, hard, hard-memory, million). Histories come from the seeded
-//! simulator in `raftcheck::checker::synth`, so every figure is reproducible.
+//! runs one (etcd, shrink, kv50, kv10-nosplit, hard, hard-memory, million). Histories come
+//! from the seeded simulator in `raftcheck::checker::synth`, so every figure is reproducible.
 
 use raftcheck::checker::synth::{plant_violation, synth, SynthSpec};
 use raftcheck::checker::{check, CheckOptions, Verdict};
@@ -174,13 +174,14 @@ fn shrink_report(name: &str, set: &[Vec<raftcheck::history::Op>]) {
     println!(
         "{name}: {} histories ({invalid} invalid), ~{} ops each: default check total {tw:.1} ms \
          (max {:.2} ms) vs --no-shrink {tn:.1} ms (max {:.2} ms): {:.2}x; witness ops median {} \
-         max {}; the plain search needed at most {max_states} states",
+         p90 {} max {}; the plain search needed at most {max_states} states",
         set.len(),
         set.iter().map(Vec::len).sum::<usize>() / set.len().max(1),
         quantile(&with, 1.0),
         quantile(&without, 1.0),
         tw / tn.max(1e-9),
         quantile(&sizes, 0.5),
+        quantile(&sizes, 0.9),
         quantile(&sizes, 1.0),
     );
 }

@@ -97,9 +97,10 @@ pub enum CheckError {
 /// Why a counterexample is what it is: the witness ops and where the search got stuck.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Counterexample {
-    /// A small sub-history that is itself not linearizable, and whose failure implies the
-    /// original's: obtained by cutting the history after the violation, dropping observations
-    /// and treating some completed writes as unknown (each step only relaxes constraints).
+    /// A small history that is itself not linearizable, and whose failure implies the
+    /// original's: some of the original's ops (list reads possibly projected, see
+    /// `projection`), chosen so that each dropped op only removes constraints, and some
+    /// completed writes treated as unknown.
     pub ops: Vec<Op>,
     /// Ids of ops that the shrinker turned from completed into unknown.
     pub weakened: Vec<usize>,

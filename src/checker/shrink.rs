@@ -748,7 +748,11 @@ mod tests {
         assert_eq!(ids, vec![3, 5], "{c:?}");
         assert_eq!(c.projection, vec![json!(3)]);
         assert_eq!(c.ops[1].value, json!([]));
-        assert!(c.explanation.contains("the read lacks 3"), "{}", c.explanation);
+        assert!(
+            c.explanation.contains("the read lacks 3"),
+            "{}",
+            c.explanation
+        );
     }
 
     #[test]
