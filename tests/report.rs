@@ -327,23 +327,8 @@ fn check_in_browser(report: &Path) {
     .unwrap();
     let profile = tempfile::tempdir().unwrap();
     let shot = dir.join(".report-screenshot.png");
-    let child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--disable-default-apps",
-            "--no-first-run",
-            // The report must need no network; make sure the browser has none to use.
-            "--host-resolver-rules=MAP * ~NOTFOUND",
-            "--enable-logging=stderr",
-            "--window-size=1280,2000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
+    let child = headless_chromium(profile.path(), 1280, 2000)
+        .arg("--enable-logging=stderr")
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", probe_page.display()))
         .stdout(Stdio::null())
@@ -382,6 +367,27 @@ fn check_in_browser(report: &Path) {
     let (w, h) = check_png(&shot);
     assert_eq!((w, h), (1280, 2000), "screenshot size");
     eprintln!("screenshot: {}", shot.display());
+}
+
+/// Debian's chromium, headless, with its own profile and no network (the report must need
+/// none), at a `width` x `height` window.
+fn headless_chromium(profile: &Path, width: u32, height: u32) -> Command {
+    let mut c = Command::new(CHROMIUM);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-default-apps",
+        "--no-first-run",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+    ])
+    .arg(format!("--window-size={width},{height}"))
+    .arg(format!("--user-data-dir={}", profile.display()));
+    c
 }
 
 fn chromium_present() -> bool {
@@ -917,21 +923,8 @@ fn layout_in_browser(report: &Path) -> Layout {
     )
     .unwrap();
     let profile = tempfile::tempdir().unwrap();
-    let child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--no-first-run",
-            "--host-resolver-rules=MAP * ~NOTFOUND",
-            "--window-size=1280,900",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
+    let child = headless_chromium(profile.path(), 1280, 900)
+        .arg("--dump-dom")
         .arg(format!("file://{}", probe_page.display()))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -361,6 +361,25 @@ impl ClusterSpec {
                 }
             }
         }
+        for (field, entry) in [
+            ("peers_entry", &spec.peers_entry),
+            ("initial_cluster_entry", &spec.initial_cluster_entry),
+        ] {
+            // An entry describes one node among the others: the lists and the node's own data
+            // dir are not defined inside it.
+            match check_placeholders(entry) {
+                Err(p) | Ok(Some(p)) => {
+                    return Err(bad(
+                        field,
+                        format!(
+                            "placeholder {{{p}}} is not available in an entry; use {}",
+                            ENTRY_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+                        ),
+                    ))
+                }
+                Ok(None) => {}
+            }
+        }
         match (&spec.http, spec.client.as_str()) {
             (Some(section), "http") => {
                 crate::client::http::parse_spec(section).map_err(|e| bad("http", e.to_string()))?;
@@ -431,19 +450,30 @@ pub(crate) const PLACEHOLDERS: [&str; 9] = [
     "run_id",
 ];
 
-fn check_placeholders(s: &str) -> Result<(), String> {
+/// The placeholders defined inside `peers_entry` and `initial_cluster_entry`: the per-node
+/// values, filled in once for each node of the list.
+pub(crate) const ENTRY_PLACEHOLDERS: [&str; 6] =
+    ["id", "name", "ip", "client_port", "peer_port", "run_id"];
+
+/// `Err(name)` for a placeholder no template knows; `Ok(Some(name))` for the first known one
+/// that an entry template may not use.
+fn check_placeholders(s: &str) -> Result<Option<String>, String> {
     let mut rest = s;
+    let mut not_in_entry = None;
     while let Some(open) = rest.find('{') {
         let Some(close) = rest[open..].find('}') else {
-            return Ok(());
+            return Ok(not_in_entry);
         };
         let name = &rest[open + 1..open + close];
         if !PLACEHOLDERS.contains(&name) {
             return Err(name.to_string());
         }
+        if !ENTRY_PLACEHOLDERS.contains(&name) && not_in_entry.is_none() {
+            not_in_entry = Some(name.to_string());
+        }
         rest = &rest[open + close + 1..];
     }
-    Ok(())
+    Ok(not_in_entry)
 }
 
 /// Fill `{name}` placeholders from `vars`.
@@ -641,6 +671,54 @@ mod tests {
         .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{tried}");
         assert!(e.to_string().contains(SPECS_ENV), "{e}");
+    }
+
+    #[test]
+    fn an_entry_template_with_a_list_placeholder_is_refused_naming_the_field() {
+        let (_d, p) = write(
+            "binary = \"x\"\nclient = \"raftkv\"\nclient_port = 1\n\
+             peers_entry = \"{id}={peers}\"\n",
+        );
+        let e = ClusterSpec::load(&p).unwrap_err().to_string();
+        assert!(e.contains("field `peers_entry`"), "{e}");
+        assert!(e.contains("{peers} is not available in an entry"), "{e}");
+        let (_d, p) = write(
+            "binary = \"x\"\nclient = \"raftkv\"\nclient_port = 1\n\
+             initial_cluster_entry = \"{nmae}=http://{ip}\"\n",
+        );
+        let e = ClusterSpec::load(&p).unwrap_err().to_string();
+        assert!(e.contains("field `initial_cluster_entry`"), "{e}");
+        assert!(e.contains("{nmae}"), "{e}");
+    }
+
+    /// Every field the loader accepts is documented in docs/cluster-spec.md.
+    #[test]
+    fn every_cluster_spec_field_is_documented() {
+        let src = include_str!("mod.rs");
+        let doc = include_str!("../../docs/cluster-spec.md");
+        let body = src
+            .split("pub struct ClusterSpec {")
+            .nth(1)
+            .and_then(|b| b.split("\n}\n").next())
+            .unwrap();
+        let fields: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub "))
+            .filter_map(|l| l.split(':').next())
+            .collect();
+        assert!(fields.len() >= 13, "{fields:?}");
+        for f in fields {
+            assert!(
+                doc.contains(&format!("| `{f}` |")),
+                "docs/cluster-spec.md lacks `{f}`"
+            );
+        }
+        for p in PLACEHOLDERS {
+            assert!(
+                doc.contains(&format!("`{{{p}}}`")),
+                "docs/cluster-spec.md lacks {{{p}}}"
+            );
+        }
     }
 
     #[test]
