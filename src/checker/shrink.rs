@@ -313,9 +313,9 @@ impl Shrinker<'_> {
         })
     }
 
-    /// The elements in the order the projection tries them: those where the deepest dead end's
-    /// read and the state the search reached differ, then the rest, latest first (a violation
-    /// tends to sit where the search got stuck, late in the history).
+    /// The elements in the order the projection tries them: those where the stuck read and the
+    /// acknowledged appends before it differ, then the rest, latest first (a violation tends to
+    /// sit where the search got stuck, late in the history).
     fn priority(&mut self, ops: &[Op], universe: &[Value], stuck: Option<usize>) -> Vec<Value> {
         let mut first: Vec<Value> = Vec::new();
         if let Some((state, read)) = stuck.and_then(|x| dead_end(ops, x)) {
@@ -379,9 +379,9 @@ impl Shrinker<'_> {
     }
 }
 
-/// For a stuck list read: the list the longest legal order before it produced, and what the
-/// read returned. The state is the appends that return before the read begins, in the order
-/// the longest read before it saw them, which is what the read should at least contain.
+/// For the list read the search got stuck on: the elements of the appends acknowledged before
+/// the read began (what it must at least contain, in call order) and what it returned. Their
+/// differences are the elements a projection most likely needs.
 fn dead_end(ops: &[Op], x: usize) -> Option<(Value, Value)> {
     let read = ops.iter().find(|o| o.id == x && o.f == Fun::Read)?;
     let acknowledged: Vec<Value> = ops
