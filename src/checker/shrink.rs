@@ -135,7 +135,7 @@ struct Shrinker<'a> {
 impl Shrinker<'_> {
     /// One bounded search and the states it explored; `None` once the budget is spent.
     fn run(&mut self, ops: &[Op]) -> Option<(SearchOutcome, u64)> {
-        if self.attempts_left == 0 || self.states_left == 0 {
+        if self.spent() {
             return None;
         }
         self.attempts_left -= 1;
@@ -151,6 +151,11 @@ impl Shrinker<'_> {
         let out = search(&mut p, &limits, false, &mut stats);
         self.states_left = self.states_left.saturating_sub(stats.states);
         Some((out, stats.states))
+    }
+
+    /// Whether the budget is used up, so that no further step can be taken.
+    fn spent(&self) -> bool {
+        self.attempts_left == 0 || self.states_left == 0
     }
 
     /// Whether `ops` is shown invalid within this attempt's bound (false once the budget is
@@ -221,7 +226,7 @@ impl Shrinker<'_> {
             if self.invalid(&trial) {
                 return Some(trial);
             }
-            if self.attempts_left == 0 || self.states_left == 0 {
+            if self.spent() {
                 return None;
             }
         }
@@ -232,6 +237,7 @@ impl Shrinker<'_> {
     /// of each value a kept op reads where none is kept yet.
     fn closed(&self, ops: &[Op], mut kept: BTreeSet<usize>) -> BTreeSet<usize> {
         let list = self.model == Model::ListAppend;
+        let seps = Separators::new(ops);
         loop {
             let mut add = Vec::new();
             for o in ops.iter().filter(|o| kept.contains(&o.id)) {
@@ -248,7 +254,7 @@ impl Shrinker<'_> {
                     let observes = if list {
                         slot.is_some()
                     } else {
-                        (slot.is_some() || mismatch) && may_follow(ops, w, o)
+                        (slot.is_some() || mismatch) && may_follow(&seps, w, o)
                     };
                     if observes && !kept.contains(&w.id) {
                         add.push(w.id);
@@ -356,6 +362,10 @@ impl Shrinker<'_> {
                 .collect()
         };
         let kept = ddmin(ids, |keep| {
+            // Once the budget is spent no trial can be taken: skip building them.
+            if self.spent() {
+                return false;
+            }
             let trial = remaining(keep);
             self.readable(&trial) && self.invalid(&trial)
         });
@@ -482,6 +492,7 @@ fn observed(o: &Op, model: Model) -> Vec<&Value> {
 /// (see the module doc for why dropping these together is a relaxation).
 fn with_observers(ops: &[Op], dropped: &[&Op], model: Model) -> BTreeSet<usize> {
     let list = model == Model::ListAppend;
+    let seps = Separators::new(ops);
     let mut gone: BTreeSet<usize> = BTreeSet::new();
     let mut queue: Vec<&Op> = dropped.to_vec();
     while let Some(d) = queue.pop() {
@@ -511,7 +522,7 @@ fn with_observers(ops: &[Op], dropped: &[&Op], model: Model) -> BTreeSet<usize> 
                     (Fun::Cas, Outcome::Mismatch) => true,
                     _ => false,
                 };
-                reads_it && may_follow(ops, d, o)
+                reads_it && may_follow(&seps, d, o)
             };
             if observes {
                 queue.push(o);
@@ -524,20 +535,56 @@ fn with_observers(ops: &[Op], dropped: &[&Op], model: Model) -> BTreeSet<usize> 
 /// Whether `o` can linearize while `w`'s write is the key's latest: `o` does not end before `w`
 /// begins, and no write certain to take effect (an ok write or cas) lies wholly between them in
 /// real time, which would separate them in every linearization.
-fn may_follow(ops: &[Op], w: &Op, o: &Op) -> bool {
+fn may_follow(seps: &Separators<'_>, w: &Op, o: &Op) -> bool {
     if ends(o).is_some_and(|r| r < w.call) {
         return false;
     }
     let Some(w_ret) = ends(w) else {
         return true;
     };
-    !ops.iter().any(|x| {
-        x.key == w.key
-            && x.outcome == Outcome::Ok
-            && matches!(x.f, Fun::Write | Fun::Cas)
-            && x.call > w_ret
-            && ends(x).is_some_and(|r| r < o.call)
-    })
+    !seps.between(w.key.as_deref(), w_ret, o.call)
+}
+
+/// The writes certain to take effect (ok writes and cas), per key, by call position, with the
+/// earliest return among each suffix: whether one lies wholly between two positions is one
+/// binary search, so the closures stay near-linear on keys of many thousands of ops.
+struct Separators<'a> {
+    by_key: HashMap<Option<&'a str>, (Vec<usize>, Vec<usize>)>,
+}
+
+impl<'a> Separators<'a> {
+    fn new(ops: &'a [Op]) -> Separators<'a> {
+        let mut spans: HashMap<Option<&str>, Vec<(usize, usize)>> = HashMap::new();
+        for x in ops {
+            if x.outcome == Outcome::Ok && matches!(x.f, Fun::Write | Fun::Cas) {
+                if let Some(r) = ends(x) {
+                    spans.entry(x.key.as_deref()).or_default().push((x.call, r));
+                }
+            }
+        }
+        let by_key = spans
+            .into_iter()
+            .map(|(k, mut v)| {
+                v.sort_unstable();
+                let calls = v.iter().map(|&(c, _)| c).collect();
+                let mut min_ret: Vec<usize> = v.iter().map(|&(_, r)| r).collect();
+                for i in (0..min_ret.len().saturating_sub(1)).rev() {
+                    min_ret[i] = min_ret[i].min(min_ret[i + 1]);
+                }
+                (k, (calls, min_ret))
+            })
+            .collect();
+        Separators { by_key }
+    }
+
+    /// Whether some such write of `key` is called after `after` and returns before `before`.
+    fn between(&self, key: Option<&str>, after: usize, before: usize) -> bool {
+        let Some((calls, min_ret)) = self.by_key.get(&key) else {
+            return false;
+        };
+        let i = calls.partition_point(|&c| c <= after);
+        i < calls.len() && min_ret[i] < before
+    }
 }
 
 /// The value an op may have written: a write's or append's argument, a cas's new value; `None`
