@@ -11,7 +11,9 @@
 
 pub mod etcd;
 pub mod http;
+pub mod outcome;
 pub mod raftkv;
+pub(crate) mod template;
 pub(crate) mod transport;
 
 pub use transport::StatusError;

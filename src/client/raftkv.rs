@@ -13,7 +13,7 @@
 //! gets its op served (by the leader) and the history records who served it.
 
 use super::transport::{
-    base_url, bounded, cas_pair, encode_segment, endpoint_by_addr, endpoint_by_id, exchange,
+    base_url, bounded, cas_pair, endpoint_by_addr, endpoint_by_id, exchange,
     fetch_ok, follow_one_redirect, key_of, new_client, send_failed, snippet, status_within, Answer,
     SendError, StatusError, Step, Tracker, DEFAULT_KEY,
 };
@@ -49,7 +49,7 @@ impl RaftkvAdapter {
             });
         };
         let base = base_url(&ep.addr);
-        let key = encode_segment(key_of(req, DEFAULT_KEY));
+        let key = crate::client::template::encode_url(key_of(req, DEFAULT_KEY));
         let rb = match req.f {
             Fun::Read => self.client.get(format!("{base}/kv/{key}")),
             Fun::Write => self

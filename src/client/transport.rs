@@ -215,18 +215,6 @@ pub(crate) fn cas_pair(v: &Value) -> Option<(&Value, &Value)> {
     }
 }
 
-/// Percent-encode a path segment (everything but RFC 3986 unreserved characters).
-pub(crate) fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 /// Find the endpoint a server names as its leader: by id (a number, or a string holding the id
 /// or the node's name) or by address (`host:port` or a URL).

@@ -42,7 +42,6 @@
 mod answer;
 mod plan;
 pub mod schema;
-mod template;
 
 pub(crate) use schema::parse_spec;
 pub use schema::HttpSpec;
@@ -55,8 +54,7 @@ use plan::*;
 #[allow(unused_imports)]
 use schema::*;
 use std::time::Duration;
-#[allow(unused_imports)]
-use template::*;
+use crate::client::template::*;
 
 /// The declarative adapter: requests and answers as the `[http]` section describes them.
 pub struct HttpAdapter {
@@ -91,7 +89,7 @@ impl HttpAdapter {
             from,
             to,
         };
-        let url = format!("{}{}", base_url(&ep.addr), op.path.path(&vars));
+        let url = format!("{}{}", base_url(&ep.addr), op.path.fill(&vars, Encoding::Url));
         let mut rb = self
             .client
             .request(op.method.clone(), url)
@@ -104,7 +102,7 @@ impl HttpAdapter {
             {
                 rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json");
             }
-            rb = rb.body(b.body(&vars));
+            rb = rb.body(b.fill(&vars, Encoding::Json));
         }
         match exchange(rb).await {
             Ok(a) => self.plan.interpret(op, req, &a, node, &self.endpoints),
@@ -218,48 +216,6 @@ leader_id = "/leader"
             key: Some("k 1".into()),
             value,
         }
-    }
-
-    #[test]
-    fn templates_fill_paths_and_bodies() {
-        let t = Template::parse("/kv/{key}/cas", &["key", "from", "to"], "x").unwrap();
-        let b = Template::parse(
-            r#"{"from": {from}, "to": {to}, "k": {key}}"#,
-            &["key", "from", "to"],
-            "x",
-        )
-        .unwrap();
-        let one = Value::from(1);
-        let vars = Vars {
-            key: "a/b c",
-            value: &Value::Null,
-            from: &Value::Null,
-            to: &one,
-        };
-        assert_eq!(t.path(&vars), "/kv/a%2Fb%20c/cas");
-        assert_eq!(b.body(&vars), r#"{"from": null, "to": 1, "k": "a/b c"}"#);
-        // A value that looks like a placeholder is not expanded again.
-        let sneaky = Value::from("{key}");
-        let t = Template::parse(r#"{"v": {value}}"#, &["key", "value"], "x").unwrap();
-        let vars = Vars {
-            key: "k",
-            value: &sneaky,
-            from: &Value::Null,
-            to: &Value::Null,
-        };
-        assert_eq!(t.body(&vars), r#"{"v": "{key}"}"#);
-    }
-
-    #[test]
-    fn template_errors_name_the_field() {
-        let e = Template::parse("/kv/{kee}", &["key"], "read.path")
-            .unwrap_err()
-            .0;
-        assert!(e.contains("http.read.path") && e.contains("{kee}"), "{e}");
-        let e = Template::parse("/kv/{value}", &["key"], "read.path")
-            .unwrap_err()
-            .0;
-        assert!(e.contains("not available") && e.contains("{key}"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! that do not overlap, JSON pointers, templates), before any node starts.
 
 use super::schema::*;
-use super::template::*;
+use crate::client::template::*;
+use reqwest::Method;
 use crate::client::ClientError;
 use crate::history::{Fun, Value};
 use std::collections::BTreeSet;
@@ -155,11 +156,11 @@ impl OpPlan {
         };
         let method = check_method(&spec.method, &field("method"))?;
         check_path(&spec.path, &field("path"))?;
-        let path = Template::parse(&spec.path, allowed, &field("path"))?;
+        let path = Template::parse(&spec.path, allowed).map_err(|e| bad(&field("path"), e))?;
         let body = match &spec.body {
             None => None,
             Some(b) => {
-                let t = Template::parse(b, allowed, &field("body"))?;
+                let t = Template::parse(b, allowed).map_err(|e| bad(&field("body"), e))?;
                 // The body must be JSON whatever the values: try it with samples.
                 let samples = [Value::from(1), Value::Null, Value::from("s")];
                 for s in &samples {
@@ -169,7 +170,7 @@ impl OpPlan {
                         from: s,
                         to: s,
                     };
-                    let text = t.body(&vars);
+                    let text = t.fill(&vars, Encoding::Json);
                     if let Err(e) = serde_json::from_str::<Value>(&text) {
                         return Err(bad(
                             &field("body"),
@@ -238,5 +239,36 @@ impl OpPlan {
             mismatch,
             applied: opt_pointer(&spec.applied, &field("applied"))?,
         })
+    }
+}
+
+pub(super) fn check_pointer(p: &str, field: &str) -> Result<String, ClientError> {
+    crate::client::outcome::check_pointer(p).map_err(|e| bad(field, e))
+}
+
+pub(super) fn check_method(m: &str, field: &str) -> Result<Method, ClientError> {
+    let up = m.trim().to_ascii_uppercase();
+    if up.is_empty() || !up.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(bad(field, format!("{m:?} is not an HTTP method")));
+    }
+    Method::from_bytes(up.as_bytes()).map_err(|_| bad(field, format!("{m:?} is not an HTTP method")))
+}
+
+pub(super) fn check_statuses(list: &[u16], field: &str) -> Result<BTreeSet<u16>, ClientError> {
+    let mut set = BTreeSet::new();
+    for &s in list {
+        if !(100..=599).contains(&s) {
+            return Err(bad(field, format!("{s} is not an HTTP status (100 to 599)")));
+        }
+        set.insert(s);
+    }
+    Ok(set)
+}
+
+pub(super) fn check_path(p: &str, field: &str) -> Result<(), ClientError> {
+    if p.starts_with('/') {
+        Ok(())
+    } else {
+        Err(bad(field, format!("{p:?} must start with `/`")))
     }
 }
