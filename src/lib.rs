@@ -5,11 +5,12 @@
 //! - [`history`]: operation records; `history.jsonl` and Jepsen EDN in and out. Imports nothing.
 //! - [`checker`]: the linearizability checker (models, search, partitioning, counterexamples).
 //!   Imports history.
-//! - [`client`]: one adapter per protocol (raftkv, etcd, declarative http), and the role a node
+//! - [`client`]: one adapter per protocol (raftkv, etcd, declarative http, declarative command:
+//!   a process per op), and the role a node
 //!   reports. Imports history; knows nothing of cluster specs.
 //! - [`spec`]: cluster, workload and nemesis specs as data, found by name and loaded with
-//!   errors that name the file and field. Imports checker (model names) and client (the http
-//!   adapter's schema).
+//!   errors that name the file and field. Imports checker (model names) and client (the
+//!   adapter registry, which checks the declarative adapters' sections).
 //! - [`cluster`]: where nodes run (netns or loopback), process supervision, cleanup.
 //! - [`nemesis`]: grudges (partitions as data) and the seeded fault schedule.
 //! - [`store`]: everything in a run directory: the JSONL sinks, typed nemesis events and

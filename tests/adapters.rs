@@ -1,6 +1,8 @@
-//! The client adapters against real servers: a 1-node etcd (Debian's etcd-server) and a
-//! 3-node raftkv cluster (this workspace's binary), the latter reached through both the
-//! `raftkv` adapter and the declarative `http` adapter built from clusters/raftkv-http.toml.
+//! The client adapters against real servers: a 1-node etcd (Debian's etcd-server), a 3-node
+//! etcd reached through etcdctl (Debian's etcd-client) by the declarative `command` adapter
+//! built from clusters/etcd-ctl.toml, and a 3-node raftkv cluster (this workspace's binary),
+//! the latter reached through both the `raftkv` adapter and the declarative `http` adapter
+//! built from clusters/raftkv-http.toml.
 //!
 //! A missing server binary skips its test with a message on stderr, unless
 //! RAFTCHECK_REQUIRE_ALL=1 (CI), where it fails. Every process is killed by a Drop guard, so a
@@ -148,8 +150,15 @@ fn node_of(c: &Completion) -> usize {
 
 /// The op sequence every adapter must get right. Keys are prefixed so that several adapters
 /// can share one cluster. `served_by`, when given, is the node every op must end on (the
-/// leader, when `node` is a follower: the adapter followed the redirect).
-async fn exercise(a: &dyn Adapter, node: usize, prefix: &str, served_by: Option<usize>) {
+/// leader, when `node` is a follower: the adapter followed the redirect). `lists`: the adapter
+/// can append (etcd-ctl cannot).
+async fn exercise(
+    a: &dyn Adapter,
+    node: usize,
+    prefix: &str,
+    served_by: Option<usize>,
+    lists: bool,
+) {
     let k = format!("{prefix}-a");
     let kn = format!("{prefix}-b");
     let kl = format!("{prefix}-list");
@@ -195,16 +204,25 @@ async fn exercise(a: &dyn Adapter, node: usize, prefix: &str, served_by: Option<
     let c = run(req(Fun::Read, Some(&kn), Value::Null)).await;
     assert_eq!(ok_value(&c, "read after cas from null"), json!(5));
 
+    if !lists {
+        let c = run(req(Fun::Append, Some(&kl), json!(10))).await;
+        assert!(
+            matches!(&c, Completion::Fail { .. }),
+            "append without a way to append: {c:?}"
+        );
+    }
     let c = run(req(Fun::Read, Some(&kl), Value::Null)).await;
     let absent = ok_value(&c, "list read absent");
     assert!(absent.is_null() || absent == json!([]), "{absent}");
-    for x in [10, 11] {
-        let c = run(req(Fun::Append, Some(&kl), json!(x))).await;
-        check(&c, "append");
-        assert_eq!(ok_value(&c, "append"), json!(x));
+    if lists {
+        for x in [10, 11] {
+            let c = run(req(Fun::Append, Some(&kl), json!(x))).await;
+            check(&c, "append");
+            assert_eq!(ok_value(&c, "append"), json!(x));
+        }
+        let c = run(req(Fun::Read, Some(&kl), Value::Null)).await;
+        assert_eq!(ok_value(&c, "list read"), json!([10, 11]));
     }
-    let c = run(req(Fun::Read, Some(&kl), Value::Null)).await;
-    assert_eq!(ok_value(&c, "list read"), json!([10, 11]));
 
     // Single-register workloads send no key: the adapter uses its fixed key.
     let v = json!(prefix.len() * 1000 + 7);
@@ -280,6 +298,23 @@ fn make_refuses_bad_configuration_clearly() {
          body = '{{\"value\": {{value}}}}'\nstatuses = [200]\n"
     ));
     assert!(e.contains("http.write") && e.contains("statuses"), "{e}");
+    let e = err(&format!("{base}client = \"command\"\n"));
+    assert!(e.contains("[command]"), "{e}");
+    let e = err(&format!(
+        "{base}client = \"etcd\"\n[command.read]\nargv = [\"/bin/true\"]\n"
+    ));
+    assert!(
+        e.contains("[command]") && e.contains("client = \"command\""),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{base}client = \"command\"\n[command.read]\nargv = [\"/bin/true\"]\n\
+         [command.write]\nargv = [\"no-such-cli-7q\", \"{{key}}\"]\n"
+    ));
+    assert!(
+        e.contains("command.write.argv[0]") && e.contains("no-such-cli-7q"),
+        "{e}"
+    );
     for client in ["raftkv", "etcd", "null"] {
         let spec = cluster_spec(&format!("{base}client = \"{client}\"\n"));
         assert!(spec.adapter(eps.clone()).is_ok(), "{client}");
@@ -384,7 +419,7 @@ async fn etcd_adapter_against_a_real_etcd() {
     assert_eq!(leader, 0);
     assert!(st[0].term >= 1, "{st:?}");
 
-    exercise(a.as_ref(), 0, "etcd", Some(0)).await;
+    exercise(a.as_ref(), 0, "etcd", Some(0), true).await;
 
     // Concurrent appends to one key: the MOD-guarded retry loop must apply each exactly once.
     let k = "etcd-concurrent";
@@ -443,6 +478,191 @@ async fn etcd_adapter_against_a_real_etcd() {
         "append to a stopped etcd: {c:?}"
     );
     assert!(a.status(0, Duration::from_secs(1)).await.is_err());
+}
+
+/// Start an `n`-node etcd cluster on free loopback ports; its client endpoints.
+fn start_etcd(procs: &mut Procs, etcd: &Path, n: usize) -> Vec<Endpoint> {
+    let ports = free_ports(2 * n);
+    let (client, peer) = ports.split_at(n);
+    let initial = (0..n)
+        .map(|i| format!("n{}=http://127.0.0.1:{}", i + 1, peer[i]))
+        .collect::<Vec<_>>()
+        .join(",");
+    for i in 0..n {
+        let name = format!("n{}", i + 1);
+        let data = procs.dir().join(&name);
+        let args: Vec<String> = [
+            "--name",
+            &name,
+            "--data-dir",
+            &data.display().to_string(),
+            "--listen-client-urls",
+            &format!("http://127.0.0.1:{}", client[i]),
+            "--advertise-client-urls",
+            &format!("http://127.0.0.1:{}", client[i]),
+            "--listen-peer-urls",
+            &format!("http://127.0.0.1:{}", peer[i]),
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{}", peer[i]),
+            "--initial-cluster",
+            &initial,
+            "--initial-cluster-state",
+            "new",
+            "--heartbeat-interval",
+            "100",
+            "--election-timeout",
+            "1000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        procs.spawn(etcd, &args, &format!("{name}.log"));
+    }
+    (0..n)
+        .map(|i| Endpoint {
+            index: i,
+            id: i as u64 + 1,
+            name: format!("n{}", i + 1),
+            addr: addr(client[i]),
+        })
+        .collect()
+}
+
+/// etcd reached only through etcdctl, from the shipped spec file: every op on every node of a
+/// real 3-node cluster, checked against the native etcd adapter on the same store, then a
+/// paused node (info: it may have got the request) and a stopped one (a put that never found
+/// a connection is a fail; a txn, which etcdctl never times out, is info at the op's timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_adapter_drives_a_real_etcd_cluster_through_etcdctl() {
+    let Ok(etcd) = raftcheck::cluster::find_binary("etcd") else {
+        skip("etcd not installed (Debian package etcd-server)");
+        return;
+    };
+    if raftcheck::cluster::find_binary("etcdctl").is_err() {
+        skip("etcdctl not installed (Debian package etcd-client)");
+        return;
+    }
+    let mut procs = Procs::new(tempfile::tempdir().expect("tempdir"));
+    let eps = start_etcd(&mut procs, &etcd, 3);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let spec = ClusterSpec::load(&Path::new(root).join("clusters/etcd-ctl.toml"))
+        .expect("clusters/etcd-ctl.toml");
+    assert_eq!(
+        spec.client, "command",
+        "etcd-ctl.toml must use only the command adapter"
+    );
+    let ctl = spec.adapter(eps.clone()).expect("command adapter");
+    let native = cluster_spec("binary = \"etcd\"\nclient = \"etcd\"\nclient_port = 2379\n")
+        .adapter(eps.clone())
+        .expect("etcd adapter");
+    // The command adapter cannot ask for a role; the native one says when the cluster is up.
+    let (leader, _) = wait_for_leader(native.as_ref(), 3, &procs).await;
+    assert!(matches!(
+        ctl.status(0, Duration::from_secs(1)).await,
+        Err(raftcheck::client::StatusError::Unsupported(_))
+    ));
+
+    // Followers forward to the leader inside etcd: every op ends on the node it was sent to.
+    for node in 0..3 {
+        exercise(
+            ctl.as_ref(),
+            node,
+            &format!("ctl-{node}"),
+            Some(node),
+            false,
+        )
+        .await;
+    }
+
+    // One store: what one adapter wrote, the other reads, and cas sees it.
+    let c = ctl
+        .invoke(1, &req(Fun::Write, Some("shared"), json!(41)), OP_TIMEOUT)
+        .await;
+    ok_value(&c, "write through etcdctl");
+    let c = native
+        .invoke(2, &req(Fun::Read, Some("shared"), Value::Null), OP_TIMEOUT)
+        .await;
+    assert_eq!(ok_value(&c, "read through the gateway"), json!(41));
+    let c = native
+        .invoke(
+            0,
+            &req(Fun::Cas, Some("shared"), json!([41, 42])),
+            OP_TIMEOUT,
+        )
+        .await;
+    ok_value(&c, "cas through the gateway");
+    let c = ctl
+        .invoke(2, &req(Fun::Read, Some("shared"), Value::Null), OP_TIMEOUT)
+        .await;
+    assert_eq!(ok_value(&c, "read through etcdctl"), json!(42));
+
+    // A paused follower accepts the TCP connection in its kernel and never answers: etcdctl
+    // gives up at its --command-timeout with a plain deadline error, which is info.
+    let other = (leader + 1) % 3;
+    procs.signal(other, nix::sys::signal::Signal::SIGSTOP);
+    let t0 = Instant::now();
+    let c = ctl
+        .invoke(
+            other,
+            &req(Fun::Write, Some("paused"), json!(1)),
+            OP_TIMEOUT,
+        )
+        .await;
+    assert!(
+        matches!(&c, Completion::Info { node, .. } if *node == other),
+        "write to a paused node: {c:?}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t0.elapsed()
+    );
+    procs.signal(other, nix::sys::signal::Signal::SIGCONT);
+
+    // A stopped node: put and get find no connection before their deadline (never sent: fail);
+    // txn waits for one forever, so the adapter kills it at the op's timeout (info).
+    procs.kill(other);
+    let short = Duration::from_millis(2500);
+    for (f, v) in [(Fun::Write, json!(9)), (Fun::Read, Value::Null)] {
+        let t0 = Instant::now();
+        let c = ctl.invoke(other, &req(f, Some("dead"), v), short).await;
+        assert!(
+            matches!(&c, Completion::Fail { node, error }
+                if *node == other && error.starts_with("exit 1: code = DeadlineExceeded")),
+            "{f:?} on a stopped node: {c:?}"
+        );
+        assert!(t0.elapsed() < short, "took {:?}", t0.elapsed());
+    }
+    let t0 = Instant::now();
+    let c = ctl
+        .invoke(
+            other,
+            &req(Fun::Cas, Some("dead"), json!([1, 2])),
+            Duration::from_millis(800),
+        )
+        .await;
+    assert_eq!(
+        c,
+        Completion::Info {
+            error: "timeout".into(),
+            node: other
+        }
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t0.elapsed()
+    );
+    // The two live nodes still form a quorum and serve through etcdctl.
+    let live = (other + 1) % 3;
+    let c = ctl
+        .invoke(
+            live,
+            &req(Fun::Read, Some("shared"), Value::Null),
+            OP_TIMEOUT,
+        )
+        .await;
+    assert_eq!(ok_value(&c, "read with one node down"), json!(42));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -506,8 +726,15 @@ async fn raftkv_and_http_adapters_against_a_raftkv_cluster() {
     // Sent to the leader, and to a follower (the 421 redirect is followed once).
     let follower = (leader + 1) % 3;
     for (name, a) in [("raftkv", &native), ("http", &declarative)] {
-        exercise(a.as_ref(), leader, &format!("{name}-l"), Some(leader)).await;
-        exercise(a.as_ref(), follower, &format!("{name}-f"), Some(leader)).await;
+        exercise(a.as_ref(), leader, &format!("{name}-l"), Some(leader), true).await;
+        exercise(
+            a.as_ref(),
+            follower,
+            &format!("{name}-f"),
+            Some(leader),
+            true,
+        )
+        .await;
     }
 
     // The two adapters see one store: what one wrote, the other reads.

@@ -337,6 +337,31 @@ fn raftkv_through_the_declarative_http_adapter_is_valid() {
     valid_run("raftkv-http", "register", "kill", 12, &[]);
 }
 
+/// etcd reached only through etcdctl (the command adapter, clusters/etcd-ctl.toml), under kill:
+/// a process per op, no Rust adapter. Short: a CI-sized proof that the spec file alone suffices.
+#[test]
+fn etcd_through_etcdctl_under_kill_is_valid() {
+    let _g = serial();
+    if !require(
+        have("etcd"),
+        "etcd not installed (Debian package etcd-server)",
+    ) || !require(
+        have("etcdctl"),
+        "etcdctl not installed (Debian package etcd-client)",
+    ) {
+        return;
+    }
+    let r = valid_run("etcd-ctl", "cas-register", "kill", 10, &[]);
+    assert!(installed(&r, "kill") >= 1, "{:#}", r["exercised"]);
+    let ops = &r["exercised"]["ops"];
+    for f in ["read", "write", "cas"] {
+        assert!(
+            ops[f]["ok"].as_u64().unwrap_or(0) >= 5,
+            "too few ok {f} ops through etcdctl: {ops:#}"
+        );
+    }
+}
+
 #[test]
 fn etcd_under_partition_and_kill_is_valid() {
     let _g = serial();

@@ -9,6 +9,7 @@
 //! Imports only [`crate::history`]: adapters know operations and nodes' addresses, never cluster
 //! specs or the run.
 
+pub mod command;
 pub mod etcd;
 pub mod http;
 pub mod outcome;
@@ -104,7 +105,7 @@ pub struct NodeStatus {
     pub leader: Option<usize>,
 }
 
-/// Bad adapter configuration (unknown adapter name, bad `http` section).
+/// Bad adapter configuration (unknown adapter name, bad `http` or `command` section).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ClientError(pub String);
@@ -170,42 +171,89 @@ pub struct AdapterKind {
     /// Whether it implements [`Membership`] (checked before any node starts, so a nemesis
     /// that needs it is refused, or left out of "all", up front).
     pub membership: bool,
-    /// Build it for a cluster; `http` is the spec's `[http]` section, if any.
+    /// The cluster spec section that describes it (`http` for `[http]`), for the declarative
+    /// adapters, which cannot work without one; a spec with that section and another `client`
+    /// is refused, since the section would be silently ignored.
+    pub section: Option<&'static str>,
+    /// Check a section without building anything, when the spec loads.
+    check: Option<Check>,
+    /// Build it for a cluster from its own section (if it has one) and the nodes.
     build: Build,
 }
 
-/// How an [`AdapterKind`] is built: from the spec's `[http]` section (if any) and the nodes.
+/// How an [`AdapterKind`] is built: from its own spec section (if any) and the nodes.
 type Build = fn(Option<&toml::Value>, Vec<Endpoint>) -> Result<Arc<dyn Adapter>, ClientError>;
+
+/// How an [`AdapterKind`]'s section is checked when the spec loads.
+type Check = fn(&toml::Value) -> Result<(), ClientError>;
+
+/// The adapters' sections of one cluster spec, by section name (`http`, `command`), as written.
+pub type Sections<'a> = std::collections::BTreeMap<&'static str, &'a toml::Value>;
+
+/// The section `kind` needs, or an error saying where it is documented.
+fn needed<'a>(
+    kind: &str,
+    section: Option<&'a toml::Value>,
+    doc: &str,
+) -> Result<&'a toml::Value, ClientError> {
+    section.ok_or_else(|| {
+        ClientError(format!(
+            "client = \"{kind}\" needs {} [{kind}] section describing the operations (see {doc})",
+            article(kind)
+        ))
+    })
+}
+
+/// "an [http]", "a [command]": section names are read out as words.
+fn article(section: &str) -> &'static str {
+    if section.starts_with(['a', 'e', 'h', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
 
 /// The one list of adapters: a spec naming one not here is refused when it loads.
 pub(crate) const ADAPTERS: &[AdapterKind] = &[
     AdapterKind {
         name: "raftkv",
         membership: true,
+        section: None,
+        check: None,
         build: |_, eps| Ok(Arc::new(raftkv::RaftkvAdapter::new(eps)?)),
     },
     AdapterKind {
         name: "etcd",
         membership: false,
+        section: None,
+        check: None,
         build: |_, eps| Ok(Arc::new(etcd::EtcdAdapter::new(eps)?)),
     },
     AdapterKind {
         name: "http",
         membership: false,
+        section: Some("http"),
+        check: Some(|s| http::parse_spec(s).map(drop)),
         build: |section, eps| {
-            let section = section.ok_or_else(|| {
-                ClientError(
-                    "client = \"http\" needs an [http] section describing the requests \
-                     (see docs/http-adapter.md)"
-                        .into(),
-                )
-            })?;
+            let section = needed("http", section, "docs/http-adapter.md")?;
             Ok(Arc::new(http::HttpAdapter::new(section, eps)?))
+        },
+    },
+    AdapterKind {
+        name: "command",
+        membership: false,
+        section: Some("command"),
+        check: Some(|s| command::parse_spec(s).map(drop)),
+        build: |section, eps| {
+            let section = needed("command", section, "docs/command-adapter.md")?;
+            Ok(Arc::new(command::CommandAdapter::new(section, eps)?))
         },
     },
     AdapterKind {
         name: "null",
         membership: false,
+        section: None,
+        check: None,
         build: |_, _| Ok(Arc::new(NullAdapter)),
     },
 ];
@@ -254,18 +302,63 @@ impl Adapter for NullAdapter {
     }
 }
 
-/// Build the adapter named `client` (see [`ADAPTERS`]) for `endpoints`; `http` is the cluster
-/// spec's `[http]` section, read only by the `http` adapter. Errors here are configuration
-/// errors, reported before any node starts.
+/// The adapter whose section is `[section]`, if any adapter reads one by that name.
+pub(crate) fn section_owner(section: &str) -> Option<&'static AdapterKind> {
+    ADAPTERS.iter().find(|k| k.section == Some(section))
+}
+
+/// Check the adapter sections of a cluster spec whose `client` is `client`, as the spec loads:
+/// every section must belong to that adapter, the adapter's own section must be there if it
+/// needs one, and it must be valid. The error names the section (`Err((section, message))`).
+pub(crate) fn check_sections(
+    client: &str,
+    sections: &Sections,
+) -> Result<(), (&'static str, ClientError)> {
+    for (&name, &section) in sections {
+        let owner = section_owner(name).map_or("?", |k| k.name);
+        if owner != client {
+            return Err((
+                name,
+                ClientError(format!(
+                    "{} [{name}] section needs client = \"{owner}\", not {client:?}",
+                    article(name)
+                )),
+            ));
+        }
+        if let Some(check) = adapter_kind(client).and_then(|k| k.check) {
+            check(section).map_err(|e| (name, e))?;
+        }
+    }
+    if let Some(own) = adapter_kind(client).and_then(|k| k.section) {
+        if !sections.contains_key(own) {
+            return Err((
+                own,
+                ClientError(format!(
+                    "client = \"{client}\" needs {} [{own}] section",
+                    article(own)
+                )),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Build the adapter named `client` (see [`ADAPTERS`]) for `endpoints`; `sections` are the
+/// cluster spec's adapter sections (`[http]`, `[command]`), each read only by its own adapter.
+/// Errors here are configuration errors, reported before any node starts.
 pub fn make(
     client: &str,
-    http: Option<&toml::Value>,
+    sections: &Sections,
     endpoints: Vec<Endpoint>,
 ) -> Result<Arc<dyn Adapter>, ClientError> {
-    if client != "http" && http.is_some() {
-        return Err(ClientError(format!(
-            "an [http] section is only read with client = \"http\" (this spec has client = {client:?})"
-        )));
+    for &name in sections.keys() {
+        let owner = section_owner(name).map_or("?", |k| k.name);
+        if owner != client {
+            return Err(ClientError(format!(
+                "{} [{name}] section is only read with client = \"{owner}\" (this spec has client = {client:?})",
+                article(name)
+            )));
+        }
     }
     let kind = adapter_kind(client).ok_or_else(|| {
         ClientError(format!(
@@ -273,7 +366,8 @@ pub fn make(
             adapter_names()
         ))
     })?;
-    (kind.build)(http, endpoints)
+    let own = kind.section.and_then(|s| sections.get(s).copied());
+    (kind.build)(own, endpoints)
 }
 
 /// Endpoints n1..n3 on 127.0.0.1 at `base`, `base + step`, ... for adapter unit tests.

@@ -162,6 +162,23 @@ impl Matcher {
         }
     }
 
+    /// What the matcher saw in `text`, for an error message: a regex's match and the rest of
+    /// the line it ends on (the words that decided the outcome, which are often not the last
+    /// line a CLI printed), or what a pointer matcher tests. `None` if it does not match.
+    pub(crate) fn found(&self, text: &[u8]) -> Option<String> {
+        match &self.test {
+            Test::Regex(re) => {
+                let text = String::from_utf8_lossy(text);
+                let m = re.find(&text)?;
+                let end = text[m.end()..]
+                    .find('\n')
+                    .map_or(text.len(), |i| m.end() + i);
+                Some(text[m.start()..end].to_string())
+            }
+            Test::Pointer { .. } => self.matches(text).then(|| self.describe()),
+        }
+    }
+
     /// What the matcher tests, for an error message (`regex "^Error"`).
     pub(crate) fn describe(&self) -> String {
         match &self.test {

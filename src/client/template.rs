@@ -1,5 +1,6 @@
 //! Request templates shared by the declarative adapters: a path, body, argv element or stdin
-//! text with `{key}`, `{value}`, `{from}`, `{to}` placeholders, parsed once when the spec loads.
+//! text with `{key}`, `{value}`, `{from}`, `{to}` placeholders (and, for the command adapter,
+//! the node's `{endpoint}` and friends), parsed once when the spec loads.
 //!
 //! Where a value goes decides how it is written ([`Encoding`]): as JSON in a JSON body, as its
 //! text in a text body or an argv element, percent-encoded in a URL or a form body. A value is
@@ -9,6 +10,12 @@ use crate::history::Value;
 
 /// Every placeholder a request template may use.
 pub(crate) const ALL_PLACEHOLDERS: [&str; 4] = ["key", "value", "from", "to"];
+
+/// The placeholders that describe the node an op goes to rather than the op: the command
+/// adapter names the node in argv (`--endpoints={endpoint}`), where the http adapter puts it in
+/// the URL itself. An adapter allows them only where it can fill them.
+pub(crate) const NODE_PLACEHOLDERS: [&str; 6] =
+    ["endpoint", "host", "port", "endpoints", "id", "name"];
 
 /// A template cut at its placeholders: literal text, or the name of a placeholder to fill.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,7 +91,8 @@ impl Template {
                 rest = after;
                 continue;
             }
-            match ALL_PLACEHOLDERS.iter().find(|p| **p == word) {
+            let mut known = ALL_PLACEHOLDERS.iter().chain(NODE_PLACEHOLDERS.iter());
+            match known.find(|p| **p == word) {
                 Some(p) if allowed.contains(p) => {
                     if !lit.is_empty() {
                         parts.push(Part::Lit(std::mem::take(&mut lit)));
@@ -120,23 +128,45 @@ impl Template {
             .any(|p| matches!(p, Part::Var(v) if *v == name))
     }
 
+    /// Fill a template that may use node placeholders ([`NODE_PLACEHOLDERS`]): op values as
+    /// `enc` says, node placeholders with the text `node(name)` gives, as it is.
+    pub(crate) fn fill_for_node(
+        &self,
+        vars: &Vars,
+        enc: Encoding,
+        node: impl Fn(&'static str) -> String,
+    ) -> String {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var(name) if NODE_PLACEHOLDERS.contains(name) => out.push_str(&node(name)),
+                Part::Var(name) => out.push_str(&var_text(vars, name, enc)),
+            }
+        }
+        out
+    }
+
     /// Fill the template, writing every value as `enc` says.
     pub(crate) fn fill(&self, vars: &Vars, enc: Encoding) -> String {
         let mut out = String::new();
         for p in &self.parts {
             match p {
                 Part::Lit(s) => out.push_str(s),
-                Part::Var(name) => {
-                    let v = vars.get(name);
-                    match enc {
-                        Encoding::Json => out.push_str(&v.to_string()),
-                        Encoding::Text => out.push_str(&value_text(&v)),
-                        Encoding::Url => out.push_str(&encode_url(&value_text(&v))),
-                    }
-                }
+                Part::Var(name) => out.push_str(&var_text(vars, name, enc)),
             }
         }
         out
+    }
+}
+
+/// An op placeholder's value, written as `enc` says.
+fn var_text(vars: &Vars, name: &str, enc: Encoding) -> String {
+    let v = vars.get(name);
+    match enc {
+        Encoding::Json => v.to_string(),
+        Encoding::Text => value_text(&v),
+        Encoding::Url => encode_url(&value_text(&v)),
     }
 }
 

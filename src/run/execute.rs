@@ -10,7 +10,7 @@ use super::monitor::{self, Monitor};
 use super::nemesis_loop::Nemesis;
 use super::plan::RunPlan;
 use super::{progress, RunError, RunOptions};
-use crate::client::{self, Adapter};
+use crate::client::Adapter;
 use crate::cluster::net::Network;
 use crate::cluster::supervisor::{Cluster, Crash};
 use crate::cluster::ClusterError;
@@ -106,11 +106,7 @@ pub(crate) fn execute(plan: &RunPlan, opts: &RunOptions) -> Result<Executed, Run
     let node_argv = (0..cluster.len())
         .map(|i| cluster.argv(i).to_vec())
         .collect();
-    let adapter: Arc<dyn Adapter> = client::make(
-        &plan.cluster.client,
-        plan.cluster.http.as_ref(),
-        cluster.endpoints.clone(),
-    )?;
+    let adapter: Arc<dyn Adapter> = plan.cluster.adapter(cluster.endpoints.clone())?;
     let ready = Duration::from_secs_f64(plan.cluster.ready_timeout_secs);
     if let Err(why) = rt.block_on(monitor::wait_ready(&cluster, adapter.as_ref(), ready)) {
         return Err(RunError::NotReady {

@@ -2,7 +2,7 @@
 //! node i of any server binary, and which client adapter speaks to it), [`workload`] specs and
 //! [`nemesis`] specs; how a name is found and how a file is loaded, with errors that name the
 //! file and the field. Specs import nothing of the harness above them but the checker's model
-//! names and the http adapter's schema.
+//! names and the adapter registry (which checks the declarative adapters' sections).
 //!
 //! A cluster spec:
 //!
@@ -11,7 +11,7 @@
 //! args = ["--id", "{id}", "--listen", "{ip}:{client_port}", "--peers", "{peers}",
 //!         "--data-dir", "{data_dir}"]
 //! nodes = 3
-//! client = "raftkv"                 # adapter: raftkv, etcd or http
+//! client = "raftkv"                 # adapter: raftkv, etcd, http or command
 //! client_port = 7000
 //! peer_port = 7100
 //! peers_entry = "{id}={ip}:{client_port}"            # one entry of {peers}, joined by ","
@@ -25,8 +25,8 @@
 //! `port + i - 1` (the run shifts the bases to free ports if needed).
 
 //!
-//! Imports [`crate::checker`] (model names) and [`crate::client`] (the http adapter's schema and
-//! the adapter registry), nothing that runs.
+//! Imports [`crate::checker`] (model names) and [`crate::client`] (the adapter registry, which
+//! checks the declarative adapters' sections), nothing that runs.
 
 pub mod nemesis;
 pub mod workload;
@@ -275,7 +275,7 @@ pub struct ClusterSpec {
     /// Number of nodes (default 3).
     #[serde(default = "default_nodes")]
     pub nodes: usize,
-    /// The client adapter: raftkv, etcd or http.
+    /// The client adapter: raftkv, etcd, http or command.
     pub client: String,
     /// Client port (netns: every node; loopback: base).
     pub client_port: u16,
@@ -300,6 +300,10 @@ pub struct ClusterSpec {
     /// The declarative `http` adapter's description, when `client = "http"`.
     #[serde(default)]
     pub http: Option<toml::Value>,
+    /// The declarative `command` adapter's description (a process per op), when
+    /// `client = "command"`.
+    #[serde(default)]
+    pub command: Option<toml::Value>,
     /// Extra args (with placeholders) for a node whose data dir the membership nemesis wiped:
     /// it must start outside the configuration and wait to be added back (raftkv: `--join`),
     /// or it would bootstrap a fresh cluster of its own. Empty: no membership fault.
@@ -329,7 +333,15 @@ impl ClusterSpec {
         &self,
         endpoints: Vec<crate::client::Endpoint>,
     ) -> Result<std::sync::Arc<dyn crate::client::Adapter>, crate::client::ClientError> {
-        crate::client::make(&self.client, self.http.as_ref(), endpoints)
+        crate::client::make(&self.client, &self.sections(), endpoints)
+    }
+
+    /// The adapter sections this spec has (`[http]`, `[command]`), each for its own adapter.
+    pub fn sections(&self) -> crate::client::Sections<'_> {
+        [("http", &self.http), ("command", &self.command)]
+            .into_iter()
+            .filter_map(|(name, s)| s.as_ref().map(|s| (name, s)))
+            .collect()
     }
 }
 
@@ -380,23 +392,9 @@ impl ClusterSpec {
                 Ok(None) => {}
             }
         }
-        match (&spec.http, spec.client.as_str()) {
-            (Some(section), "http") => {
-                crate::client::http::parse_spec(section).map_err(|e| bad("http", e.to_string()))?;
-            }
-            (None, "http") => {
-                return Err(bad(
-                    "http",
-                    "client = \"http\" needs an [http] section".into(),
-                ))
-            }
-            (Some(_), other) => {
-                return Err(bad(
-                    "http",
-                    format!("an [http] section needs client = \"http\", not {other:?}"),
-                ))
-            }
-            (None, _) => {}
+        if crate::client::adapter_kind(&spec.client).is_some() {
+            crate::client::check_sections(&spec.client, &spec.sections())
+                .map_err(|(section, e)| bad(section, e.to_string()))?;
         }
         if crate::client::adapter_kind(&spec.client).is_none() {
             return Err(bad(
