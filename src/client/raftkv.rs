@@ -217,6 +217,10 @@ impl Adapter for RaftkvAdapter {
         bounded(timeout, &track, self.run(node, req, &track)).await
     }
 
+    fn reports_roles(&self) -> bool {
+        true
+    }
+
     async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, StatusError> {
         let ep = self
             .endpoints

@@ -137,6 +137,10 @@ impl Adapter for HttpAdapter {
         bounded(timeout, &track, self.run(node, req, &track)).await
     }
 
+    fn reports_roles(&self) -> bool {
+        self.plan.status.is_some()
+    }
+
     async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, StatusError> {
         let s = self.plan.status.as_ref().ok_or_else(|| {
             StatusError::Unsupported("the cluster spec has no [http.status] section".into())
