@@ -62,6 +62,11 @@ pub struct Flags {
     /// leader (--peers then only serves as an address book).
     #[arg(long)]
     pub join: bool,
+    /// Like --join, and ask this address (host:port; or the leader it names) to add this
+    /// server, as servers that bootstrap from one node expect. Changes only who asks for the
+    /// membership change, not how the cluster replicates.
+    #[arg(long, value_name = "ADDR")]
+    pub join_via: Option<String>,
     /// Switch on one deliberate safety bug (see README.md).
     #[arg(long, value_enum)]
     pub bug: Option<Bug>,
@@ -93,6 +98,8 @@ pub struct Plan {
     /// How long a client request may wait for commit or apply before it is answered 503 (outcome
     /// unknown), in ms.
     pub request_timeout_ms: u64,
+    /// `--join-via`: whom to ask to be added once the node serves.
+    pub join_via: Option<String>,
     /// The deliberate safety bug `--bug` switched on, if any; `None` in every correct run.
     pub bug: Option<Bug>,
 }
@@ -136,7 +143,13 @@ impl Flags {
             return Err("--id must be a positive integer".into());
         }
         let peers = parse_peers(&self.peers)?;
-        if !self.join && !peers.contains_key(&self.id) {
+        let joining = self.join || self.join_via.is_some();
+        if let Some(v) = &self.join_via {
+            if v.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                return Err(format!("--join-via: `{v}` is not host:port"));
+            }
+        }
+        if !joining && !peers.contains_key(&self.id) {
             return Err(format!(
                 "--id {} is not among --peers (use --join to join later)",
                 self.id
@@ -169,7 +182,7 @@ impl Flags {
         // A tick fine enough to honour both the heartbeat and the election range.
         let tick_ms = hb.min(min / 10).clamp(1, 10);
         let ticks = |ms: u64| ((ms / tick_ms).max(1)).min(u32::MAX as u64) as u32;
-        let bootstrap = if self.join {
+        let bootstrap = if joining {
             Members::new()
         } else {
             peers.clone()
@@ -185,6 +198,7 @@ impl Flags {
             heartbeat_ticks: ticks(hb),
             snapshot_threshold: self.snapshot_threshold,
             request_timeout_ms: self.request_timeout_ms,
+            join_via: self.join_via,
             bug: self.bug,
         })
     }

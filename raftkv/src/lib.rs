@@ -10,6 +10,7 @@
 //! - [`config`]: command-line flags, validated into a plan; the bug switches.
 //! - [`node`]: the runtime thread that drives the core, the disk and the state machine.
 //! - [`http`]: the client API and peer RPC over HTTP/JSON.
+//! - [`join`]: `--join-via`, a node asking to be added (bootstrap-from-one-node servers).
 //!
 //! The server is started by `main.rs`; the harness reaches it only through HTTP.
 
@@ -17,6 +18,7 @@
 
 pub mod config;
 pub mod http;
+pub mod join;
 pub mod kv;
 pub mod node;
 pub mod raft;

@@ -62,6 +62,9 @@ fn run(plan: raftkv::config::Plan) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", plan.listen))?;
         let timeout = Duration::from_millis(plan.request_timeout_ms);
+        if let Some(via) = plan.join_via.clone() {
+            tokio::spawn(raftkv::join::ask_to_join(via, plan.id, plan.listen));
+        }
         let node = Node::new(plan, storage, loaded, tokio::runtime::Handle::current());
         let tx = spawn(node);
         let app = router(AppState::new(tx, timeout));
