@@ -424,6 +424,25 @@ fn a_server_with_no_status_endpoint_is_tested_and_its_leaders_are_not_observed()
     assert!(nemesis.contains("no status request"), "{nemesis}");
 }
 
+/// A server that answers every request with 200 and a text body (raftkv --text-api), described
+/// by matchers only (tests/fixtures/specs/raftkv-text.toml): a correct server must come out
+/// valid, so no refused op may be recorded as done and no mismatch invented.
+#[test]
+fn a_text_server_answering_errors_with_200_is_valid_through_matchers() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
+        return;
+    }
+    let r = valid_run(&fixture_spec("raftkv-text.toml"), "cas-register", "kill", 10, &[]);
+    let ops = &r["exercised"]["ops"];
+    for f in ["read", "write", "cas"] {
+        assert!(
+            ops[f]["ok"].as_u64().unwrap_or(0) >= 1,
+            "no ok {f}: {ops:#}"
+        );
+    }
+}
+
 #[test]
 fn etcd_under_partition_and_kill_is_valid() {
     let _g = serial();

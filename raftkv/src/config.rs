@@ -70,6 +70,28 @@ pub struct Flags {
     /// Switch on one deliberate safety bug (see README.md).
     #[arg(long, value_enum)]
     pub bug: Option<Bug>,
+    /// Answer every client API request (/kv) with status 200 and a text body: a value as text,
+    /// `OK`, or `Error: <reason>` (see README.md); parameters may also come as a text body, a
+    /// form body or a query string. Changes only how the server talks, never how it
+    /// replicates; used by raftcheck's tests for the kinds of server it must describe.
+    #[arg(long)]
+    pub text_api: bool,
+    /// Serve no GET /status (it answers 404), like a server without a status endpoint.
+    /// Changes only how the server talks, never how it replicates; used by raftcheck's tests
+    /// for the kinds of server it must describe.
+    #[arg(long)]
+    pub no_status: bool,
+}
+
+/// How the server talks to clients: the `--text-api` and `--no-status` switches. They change
+/// answers and request parsing only, never replication, so raftcheck can test its declarative
+/// adapter against servers shaped like real ones on a server whose correctness is known.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Talk {
+    /// `--text-api`: status 200 and a text body for every client API answer.
+    pub text_api: bool,
+    /// `--no-status`: GET /status answers 404.
+    pub no_status: bool,
 }
 
 /// Validated configuration of one server.
@@ -102,6 +124,8 @@ pub struct Plan {
     pub join_via: Option<String>,
     /// The deliberate safety bug `--bug` switched on, if any; `None` in every correct run.
     pub bug: Option<Bug>,
+    /// How the client API talks (`--text-api`, `--no-status`).
+    pub talk: Talk,
 }
 
 /// Parse `id=host:port,...`.
@@ -200,6 +224,10 @@ impl Flags {
             request_timeout_ms: self.request_timeout_ms,
             join_via: self.join_via,
             bug: self.bug,
+            talk: Talk {
+                text_api: self.text_api,
+                no_status: self.no_status,
+            },
         })
     }
 }
@@ -233,6 +261,9 @@ mod tests {
         assert_eq!(p.tick_ms, 10);
         assert_eq!(p.election_ticks, (30, 60));
         assert_eq!(p.heartbeat_ticks, 5);
+        assert_eq!(p.talk, Talk::default());
+        let p = flags(&["--text-api", "--no-status"]).expect("valid");
+        assert!(p.talk.text_api && p.talk.no_status);
     }
 
     #[test]
