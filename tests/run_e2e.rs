@@ -356,7 +356,13 @@ fn a_server_whose_first_node_bootstraps_and_the_others_join_is_valid_under_kill(
     // new leader, so a valid run with a leader change shows they really joined.
     let seed = seed_with_leader_kill("kill", 15.0, 3);
     let seed_arg = format!("--seed={seed}");
-    let r = valid_run(&fixture_spec("raftkv-join.toml"), "register", "kill", 15, &[&seed_arg]);
+    let r = valid_run(
+        &fixture_spec("raftkv-join.toml"),
+        "register",
+        "kill",
+        15,
+        &[&seed_arg],
+    );
     let argv: Vec<String> = r["node_argv"]
         .as_array()
         .expect("node_argv")
@@ -415,7 +421,10 @@ fn a_server_with_no_status_endpoint_is_tested_and_its_leaders_are_not_observed()
     );
     let run_dir = results.join("latest");
     let html = std::fs::read_to_string(run_dir.join("report.html")).expect("report.html");
-    assert!(html.contains("Leader changes: not observed"), "report says not observed");
+    assert!(
+        html.contains("Leader changes: not observed"),
+        "report says not observed"
+    );
     assert!(!html.contains("No leader change was observed"));
     assert!(!run_dir.join("leader-changes.png").exists());
     // The leader kills still happened, each on a random node, and the log says why.
@@ -433,7 +442,13 @@ fn a_text_server_answering_errors_with_200_is_valid_through_matchers() {
     if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
         return;
     }
-    let r = valid_run(&fixture_spec("raftkv-text.toml"), "cas-register", "kill", 10, &[]);
+    let r = valid_run(
+        &fixture_spec("raftkv-text.toml"),
+        "cas-register",
+        "kill",
+        10,
+        &[],
+    );
     let ops = &r["exercised"]["ops"];
     for f in ["read", "write", "cas"] {
         assert!(

@@ -169,7 +169,10 @@ impl Flags {
         let peers = parse_peers(&self.peers)?;
         let joining = self.join || self.join_via.is_some();
         if let Some(v) = &self.join_via {
-            if v.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            if v.rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
                 return Err(format!("--join-via: `{v}` is not host:port"));
             }
         }

@@ -121,7 +121,10 @@ impl Cluster {
         };
         let peers = join(&spec.peers_entry);
         let initial = join(&spec.initial_cluster_entry);
-        let first = base.first().map(|v| fill(&spec.join_entry, v)).unwrap_or_default();
+        let first = base
+            .first()
+            .map(|v| fill(&spec.join_entry, v))
+            .unwrap_or_default();
         // `{seeds}`: the peers list without the node itself (a seed list to join through).
         let seeds: Vec<String> = (0..n)
             .map(|me| {

@@ -263,7 +263,11 @@ impl<'a> RunView<'a> {
                 changes: data.leaders.len(),
             }),
             plots: [
-                Some(Plot::read(dir, "latency.png", "latency of every op over time")),
+                Some(Plot::read(
+                    dir,
+                    "latency.png",
+                    "latency of every op over time",
+                )),
                 Some(Plot::read(dir, "rate.png", "throughput over time")),
                 r.roles_observed.then(|| {
                     Plot::read(

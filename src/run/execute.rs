@@ -127,8 +127,15 @@ pub(crate) fn execute(plan: &RunPlan, opts: &RunOptions) -> Result<Executed, Run
         // The others join the first node: it must serve alone before they start.
         rt.block_on(monitor::wait_ready(&cluster, adapter.as_ref(), &[0], ready))
             .map_err(|why| format!("the first node (the one the others join) is {why}"))
-            .and_then(|()| cluster.start_the_rest().map(|_| ()).map_err(|e| e.to_string()))
-            .and_then(|()| rt.block_on(monitor::wait_ready(&cluster, adapter.as_ref(), &all, ready)))
+            .and_then(|()| {
+                cluster
+                    .start_the_rest()
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|()| {
+                rt.block_on(monitor::wait_ready(&cluster, adapter.as_ref(), &all, ready))
+            })
     } else {
         rt.block_on(monitor::wait_ready(&cluster, adapter.as_ref(), &all, ready))
     };

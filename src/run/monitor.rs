@@ -242,7 +242,10 @@ async fn ready_by_reads(
         match tokio::time::timeout(Duration::from_millis(500), connect).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => closed.push(format!("{} ({addr}): {e}", cluster.names[i])),
-            Err(_) => closed.push(format!("{} ({addr}): no answer in 500 ms", cluster.names[i])),
+            Err(_) => closed.push(format!(
+                "{} ({addr}): no answer in 500 ms",
+                cluster.names[i]
+            )),
         }
     }
     if !closed.is_empty() {

@@ -148,8 +148,8 @@ impl Nemesis {
         match action {
             Action::Kill { target } | Action::Pause { target } => {
                 let nodes = resolve_target(target, n, leader, rng);
-                let reason = (target == Target::Leader && leader.is_none())
-                    .then(|| self.no_leader_reason());
+                let reason =
+                    (target == Target::Leader && leader.is_none()).then(|| self.no_leader_reason());
                 let ns = nodes.clone();
                 let res = tokio::task::spawn_blocking(move || {
                     for &i in &ns {
@@ -190,8 +190,8 @@ impl Nemesis {
             }
             Action::Member { target } => {
                 let node = resolve_target(target, n, leader, rng)[0];
-                let reason = (target == Target::Leader && leader.is_none())
-                    .then(|| self.no_leader_reason());
+                let reason =
+                    (target == Target::Leader && leader.is_none()).then(|| self.no_leader_reason());
                 let a = self.remove_member(node, reason, &label).await;
                 self.monitor.set_fault(Some(label.clone()));
                 Some(a)
