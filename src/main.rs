@@ -431,7 +431,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
         let out = run::run(&opts)?;
         let r = &out.results;
         println!(
-            "{} — {} {} {}, seed {}: {} ops ({} ok), {} leader changes, faults: {}",
+            "{} — {} {} {}, seed {}: {} ops ({} ok), {}, faults: {}",
             text::verdict_word(out.verdict),
             r.cluster,
             r.workload,
@@ -443,7 +443,11 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
                 .values()
                 .map(|m| m.get("ok").copied().unwrap_or(0))
                 .sum::<usize>(),
-            r.exercised.leader_changes,
+            if r.roles_observed {
+                format!("{} leader changes", r.exercised.leader_changes)
+            } else {
+                "leaders not observed".to_string()
+            },
             if r.exercised.faults.is_empty() {
                 "none".to_string()
             } else {

@@ -665,12 +665,8 @@ async fn command_adapter_drives_a_real_etcd_cluster_through_etcdctl() {
     assert_eq!(ok_value(&c, "read with one node down"), json!(42));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn raftkv_and_http_adapters_against_a_raftkv_cluster() {
-    let Ok(raftkv) = raftcheck::cluster::find_binary("raftkv") else {
-        skip("raftkv binary not found next to the test executable: build the workspace first (cargo build --workspace)");
-        return;
-    };
+/// A 3-node raftkv cluster on loopback with `extra` flags, and its endpoints.
+fn raftkv_cluster(raftkv: &Path, extra: &[&str]) -> (Procs, Vec<Endpoint>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut procs = Procs::new(dir);
     let ports = free_ports(3);
@@ -682,7 +678,7 @@ async fn raftkv_and_http_adapters_against_a_raftkv_cluster() {
         .join(",");
     for (i, p) in ports.iter().enumerate() {
         let data = procs.dir().join(format!("n{}", i + 1));
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "--id".into(),
             (i + 1).to_string(),
             "--listen".into(),
@@ -692,7 +688,8 @@ async fn raftkv_and_http_adapters_against_a_raftkv_cluster() {
             "--data-dir".into(),
             data.display().to_string(),
         ];
-        procs.spawn(&raftkv, &args, &format!("n{}.log", i + 1));
+        args.extend(extra.iter().map(|a| a.to_string()));
+        procs.spawn(raftkv, &args, &format!("n{}.log", i + 1));
     }
     let eps: Vec<Endpoint> = ports
         .iter()
@@ -704,6 +701,16 @@ async fn raftkv_and_http_adapters_against_a_raftkv_cluster() {
             addr: addr(*p),
         })
         .collect();
+    (procs, eps)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raftkv_and_http_adapters_against_a_raftkv_cluster() {
+    let Ok(raftkv) = raftcheck::cluster::find_binary("raftkv") else {
+        skip("raftkv binary not found next to the test executable: build the workspace first (cargo build --workspace)");
+        return;
+    };
+    let (mut procs, eps) = raftkv_cluster(&raftkv, &[]);
 
     let root = env!("CARGO_MANIFEST_DIR");
     let raftkv_spec = ClusterSpec::load(&Path::new(root).join("clusters/raftkv.toml"))
@@ -798,6 +805,98 @@ async fn raftkv_and_http_adapters_against_a_raftkv_cluster() {
         );
         assert!(a.status(other, Duration::from_secs(1)).await.is_err());
     }
+}
+
+/// tests/fixtures/specs/raftkv-text.toml against raftkv --text-api, which answers every
+/// request with 200 and a text body (`Error: compare failed`, `Error: not the leader ...`):
+/// the matchers, text and form bodies, query strings, text values and `[http.cas_absent]`
+/// must record each outcome as it happened. The same spec without its matchers is then shown
+/// to take a refused write for an acknowledged one (the unsafe default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_adapter_describes_a_text_server_that_answers_errors_with_200() {
+    let Ok(raftkv) = raftcheck::cluster::find_binary("raftkv") else {
+        skip("raftkv binary not found next to the test executable: build the workspace first (cargo build --workspace)");
+        return;
+    };
+    let (procs, eps) = raftkv_cluster(&raftkv, &["--text-api"]);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/specs/raftkv-text.toml");
+    let spec = ClusterSpec::load(&path).expect("tests/fixtures/specs/raftkv-text.toml");
+    assert!(
+        spec.args.iter().any(|a| a == "--text-api"),
+        "the spec starts raftkv in text mode"
+    );
+    let text = spec.adapter(eps.clone()).expect("http adapter");
+    let (leader, _) = wait_for_leader(text.as_ref(), 3, &procs).await;
+    let follower = (leader + 1) % 3;
+
+    // On the leader: read values as text, cas mismatches, cas from null through cas_absent,
+    // form appends and list reads, all recorded as they happened.
+    exercise(text.as_ref(), leader, "text", Some(leader), true).await;
+
+    // On a follower, every op is answered `200 Error: not the leader ...` and nothing is done:
+    // a definite fail, never ok, and never a mismatch (which would claim an observation).
+    let ops = [
+        req(Fun::Read, Some("text-a"), Value::Null),
+        req(Fun::Write, Some("text-f"), json!(9001)),
+        req(Fun::Cas, Some("text-a"), json!([2, 9002])),
+        req(Fun::Cas, Some("text-new"), json!([null, 9003])),
+        req(Fun::Append, Some("text-list"), json!(9004)),
+    ];
+    for r in &ops {
+        let c = text.invoke(follower, r, OP_TIMEOUT).await;
+        assert!(
+            matches!(&c, Completion::Fail { error, node } if error.contains("not the leader") && *node == follower),
+            "{:?} on a follower: {c:?}",
+            r.f
+        );
+    }
+    let c = text
+        .invoke(
+            leader,
+            &req(Fun::Read, Some("text-f"), Value::Null),
+            OP_TIMEOUT,
+        )
+        .await;
+    assert_eq!(ok_value(&c, "the follower wrote nothing"), Value::Null);
+
+    // The unsafe default: without matchers, the 200 makes the refused write look acknowledged.
+    let mut bare = String::new();
+    let mut in_match = false;
+    for line in std::fs::read_to_string(&path).expect("spec text").lines() {
+        in_match |= line.starts_with("match = [");
+        if !in_match {
+            bare.push_str(line);
+            bare.push('\n');
+        }
+        in_match &= !line.starts_with(']');
+    }
+    assert!(!bare.contains("regex"), "{bare}");
+    let unsafe_spec: ClusterSpec = toml::from_str(&bare).expect("the spec without matchers");
+    let unsafe_adapter = unsafe_spec.adapter(eps.clone()).expect("http adapter");
+    let c = unsafe_adapter
+        .invoke(
+            follower,
+            &req(Fun::Write, Some("text-f"), json!(9005)),
+            OP_TIMEOUT,
+        )
+        .await;
+    assert!(
+        matches!(c, Completion::Ok { .. }),
+        "without matchers a 200 'Error: not the leader' reads as ok: {c:?}"
+    );
+    let c = text
+        .invoke(
+            leader,
+            &req(Fun::Read, Some("text-f"), Value::Null),
+            OP_TIMEOUT,
+        )
+        .await;
+    assert_eq!(
+        ok_value(&c, "yet nothing was written"),
+        Value::Null,
+        "{}",
+        procs.log_tails()
+    );
 }
 
 /// True when every thread of `pid` is in state T (stopped), per /proc.

@@ -337,6 +337,127 @@ fn raftkv_through_the_declarative_http_adapter_is_valid() {
     valid_run("raftkv-http", "register", "kill", 12, &[]);
 }
 
+fn fixture_spec(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/specs")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_server_whose_first_node_bootstraps_and_the_others_join_is_valid_under_kill() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
+        return;
+    }
+    // Node 1 starts alone as a one-node cluster; the others start only once it serves, and ask
+    // it to add them (raftkv --join-via). A leader kill then needs the joined nodes to elect a
+    // new leader, so a valid run with a leader change shows they really joined.
+    let seed = seed_with_leader_kill("kill", 15.0, 3);
+    let seed_arg = format!("--seed={seed}");
+    let r = valid_run(
+        &fixture_spec("raftkv-join.toml"),
+        "register",
+        "kill",
+        15,
+        &[&seed_arg],
+    );
+    let argv: Vec<String> = r["node_argv"]
+        .as_array()
+        .expect("node_argv")
+        .iter()
+        .map(|a| {
+            a.as_array()
+                .expect("argv")
+                .iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    assert!(!argv[0].contains("--join-via"), "{argv:?}");
+    for a in &argv[1..] {
+        assert!(a.contains("--join-via"), "{argv:?}");
+        // {join} is the first node's address on every joiner.
+        let first = argv[0]
+            .split("--listen ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .expect("first node's --listen");
+        assert!(a.contains(&format!("--join-via {first}")), "{argv:?}");
+    }
+    assert!(
+        r["exercised"]["leader_changes"].as_u64().unwrap_or(0) >= 1,
+        "{:#}",
+        r["exercised"]
+    );
+}
+
+#[test]
+fn a_server_with_no_status_endpoint_is_tested_and_its_leaders_are_not_observed() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("results");
+    let seed = seed_with_leader_kill("kill", 12.0, 3);
+    let seed_arg = format!("--seed={seed}");
+    let r = valid_run_in(
+        &results,
+        &fixture_spec("raftkv-no-status.toml"),
+        "register",
+        "kill",
+        12,
+        &[&seed_arg],
+    );
+    assert_eq!(r["roles_observed"], false, "{r:#}");
+    assert_eq!(r["leader_changes"].as_array().map(Vec::len), Some(0));
+    assert!(
+        r["reasons"].to_string().contains("roles not observed"),
+        "{:#}",
+        r["reasons"]
+    );
+    let run_dir = results.join("latest");
+    let html = std::fs::read_to_string(run_dir.join("report.html")).expect("report.html");
+    assert!(
+        html.contains("Leader changes: not observed"),
+        "report says not observed"
+    );
+    assert!(!html.contains("No leader change was observed"));
+    assert!(!run_dir.join("leader-changes.png").exists());
+    // The leader kills still happened, each on a random node, and the log says why.
+    let nemesis = std::fs::read_to_string(run_dir.join("nemesis.jsonl")).expect("nemesis.jsonl");
+    assert!(installed(&r, "kill leader") >= 1, "{:#}", r["exercised"]);
+    assert!(nemesis.contains("no status request"), "{nemesis}");
+}
+
+/// A server that answers every request with 200 and a text body (raftkv --text-api), described
+/// by matchers only (tests/fixtures/specs/raftkv-text.toml): a correct server must come out
+/// valid, so no refused op may be recorded as done and no mismatch invented.
+#[test]
+fn a_text_server_answering_errors_with_200_is_valid_through_matchers() {
+    let _g = serial();
+    if !require(raftkv_built(), "raftkv binary not built next to raftcheck") {
+        return;
+    }
+    let r = valid_run(
+        &fixture_spec("raftkv-text.toml"),
+        "cas-register",
+        "kill",
+        10,
+        &[],
+    );
+    let ops = &r["exercised"]["ops"];
+    for f in ["read", "write", "cas"] {
+        assert!(
+            ops[f]["ok"].as_u64().unwrap_or(0) >= 1,
+            "no ok {f}: {ops:#}"
+        );
+    }
+}
+
 /// etcd reached only through etcdctl (the command adapter, clusters/etcd-ctl.toml), under kill:
 /// a process per op, no Rust adapter. Short: a CI-sized proof that the spec file alone suffices.
 #[test]

@@ -62,9 +62,36 @@ pub struct Flags {
     /// leader (--peers then only serves as an address book).
     #[arg(long)]
     pub join: bool,
+    /// Like --join, and ask this address (host:port; or the leader it names) to add this
+    /// server, as servers that bootstrap from one node expect. Changes only who asks for the
+    /// membership change, not how the cluster replicates.
+    #[arg(long, value_name = "ADDR")]
+    pub join_via: Option<String>,
     /// Switch on one deliberate safety bug (see README.md).
     #[arg(long, value_enum)]
     pub bug: Option<Bug>,
+    /// Answer every client API request (/kv) with status 200 and a text body: a value as text,
+    /// `OK`, or `Error: <reason>` (see README.md); parameters may also come as a text body, a
+    /// form body or a query string. Changes only how the server talks, never how it
+    /// replicates; used by raftcheck's tests for the kinds of server it must describe.
+    #[arg(long)]
+    pub text_api: bool,
+    /// Serve no GET /status (it answers 404), like a server without a status endpoint.
+    /// Changes only how the server talks, never how it replicates; used by raftcheck's tests
+    /// for the kinds of server it must describe.
+    #[arg(long)]
+    pub no_status: bool,
+}
+
+/// How the server talks to clients: the `--text-api` and `--no-status` switches. They change
+/// answers and request parsing only, never replication, so raftcheck can test its declarative
+/// adapter against servers shaped like real ones on a server whose correctness is known.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Talk {
+    /// `--text-api`: status 200 and a text body for every client API answer.
+    pub text_api: bool,
+    /// `--no-status`: GET /status answers 404.
+    pub no_status: bool,
 }
 
 /// Validated configuration of one server.
@@ -93,8 +120,12 @@ pub struct Plan {
     /// How long a client request may wait for commit or apply before it is answered 503 (outcome
     /// unknown), in ms.
     pub request_timeout_ms: u64,
+    /// `--join-via`: whom to ask to be added once the node serves.
+    pub join_via: Option<String>,
     /// The deliberate safety bug `--bug` switched on, if any; `None` in every correct run.
     pub bug: Option<Bug>,
+    /// How the client API talks (`--text-api`, `--no-status`).
+    pub talk: Talk,
 }
 
 /// Parse `id=host:port,...`.
@@ -136,7 +167,16 @@ impl Flags {
             return Err("--id must be a positive integer".into());
         }
         let peers = parse_peers(&self.peers)?;
-        if !self.join && !peers.contains_key(&self.id) {
+        let joining = self.join || self.join_via.is_some();
+        if let Some(v) = &self.join_via {
+            if v.rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
+                return Err(format!("--join-via: `{v}` is not host:port"));
+            }
+        }
+        if !joining && !peers.contains_key(&self.id) {
             return Err(format!(
                 "--id {} is not among --peers (use --join to join later)",
                 self.id
@@ -169,7 +209,7 @@ impl Flags {
         // A tick fine enough to honour both the heartbeat and the election range.
         let tick_ms = hb.min(min / 10).clamp(1, 10);
         let ticks = |ms: u64| ((ms / tick_ms).max(1)).min(u32::MAX as u64) as u32;
-        let bootstrap = if self.join {
+        let bootstrap = if joining {
             Members::new()
         } else {
             peers.clone()
@@ -185,7 +225,12 @@ impl Flags {
             heartbeat_ticks: ticks(hb),
             snapshot_threshold: self.snapshot_threshold,
             request_timeout_ms: self.request_timeout_ms,
+            join_via: self.join_via,
             bug: self.bug,
+            talk: Talk {
+                text_api: self.text_api,
+                no_status: self.no_status,
+            },
         })
     }
 }
@@ -219,6 +264,9 @@ mod tests {
         assert_eq!(p.tick_ms, 10);
         assert_eq!(p.election_ticks, (30, 60));
         assert_eq!(p.heartbeat_ticks, 5);
+        assert_eq!(p.talk, Talk::default());
+        let p = flags(&["--text-api", "--no-status"]).expect("valid");
+        assert!(p.talk.text_api && p.talk.no_status);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! - [`kv`]: the replicated state machine (integer registers and lists) and its commands.
 //! - [`config`]: command-line flags, validated into a plan; the bug switches.
 //! - [`node`]: the runtime thread that drives the core, the disk and the state machine.
-//! - [`http`]: the client API and peer RPC over HTTP/JSON.
+//! - [`http`]: the client API and peer RPC over HTTP/JSON (the client API in plain text under
+//!   `--text-api`).
+//! - [`join`]: `--join-via`, a node asking to be added (bootstrap-from-one-node servers).
 //!
 //! The server is started by `main.rs`; the harness reaches it only through HTTP.
 
@@ -17,6 +19,7 @@
 
 pub mod config;
 pub mod http;
+pub mod join;
 pub mod kv;
 pub mod node;
 pub mod raft;

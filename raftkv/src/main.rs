@@ -62,9 +62,13 @@ fn run(plan: raftkv::config::Plan) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", plan.listen))?;
         let timeout = Duration::from_millis(plan.request_timeout_ms);
+        if let Some(via) = plan.join_via.clone() {
+            tokio::spawn(raftkv::join::ask_to_join(via, plan.id, plan.listen));
+        }
+        let talk = plan.talk;
         let node = Node::new(plan, storage, loaded, tokio::runtime::Handle::current());
         let tx = spawn(node);
-        let app = router(AppState::new(tx, timeout));
+        let app = router(AppState::new(tx, timeout).talking(talk));
         let shutdown = async {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

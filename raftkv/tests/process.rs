@@ -463,3 +463,140 @@ async fn client_api_shapes() {
         assert!(s.get(k).is_some(), "/status lacks {k}: {s}");
     }
 }
+
+/// `--text-api` changes only how the server talks: every /kv answer is 200 with a text body,
+/// one distinct `Error:` reason per meaning, and parameters may come as a query string, a form
+/// body, a text body or JSON. raftcheck's declarative adapter is tested against this shape
+/// (tests/fixtures/specs/raftkv-text.toml), so the exact words are pinned here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_api_answers_200_with_text() {
+    let mut flags = FAST.to_vec();
+    flags.push("--text-api");
+    let c = Cluster::start(3, &flags).await;
+    let leader = c.wait_leader(Duration::from_secs(10)).await;
+    let base = format!("http://{}", c.addr(leader));
+    let h = &c.http;
+    // One request, its status and its body; every /kv answer must be 200 and text/plain.
+    let send = |rb: reqwest::RequestBuilder| async move {
+        let r = rb.send().await.expect("request");
+        assert_eq!(r.status(), 200, "text mode answers 200");
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        assert!(ct.starts_with("text/plain"), "content-type {ct:?}");
+        r.text().await.expect("body")
+    };
+    let form = |rb: reqwest::RequestBuilder, body: &str| {
+        rb.header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_string())
+    };
+    assert_eq!(send(h.get(format!("{base}/kv/x"))).await, "");
+    assert_eq!(send(h.put(format!("{base}/kv/x")).body("1")).await, "OK\n");
+    assert_eq!(send(h.get(format!("{base}/kv/x"))).await, "1\n");
+    let cas = format!("{base}/kv/x/cas");
+    assert_eq!(
+        send(form(h.post(format!("{cas}?from=7")), "to=8")).await,
+        "Error: compare failed\n"
+    );
+    assert_eq!(
+        send(form(h.post(format!("{cas}?from=1")), "to=8")).await,
+        "OK\n"
+    );
+    assert_eq!(send(h.get(format!("{base}/kv/x"))).await, "8\n");
+    // `from` left out: the key must be absent.
+    let cas_y = format!("{base}/kv/y/cas");
+    assert_eq!(send(form(h.post(&cas_y), "to=5")).await, "OK\n");
+    assert_eq!(
+        send(form(h.post(&cas_y), "to=6")).await,
+        "Error: compare failed\n"
+    );
+    assert_eq!(
+        send(form(h.post(&cas_y), "from=null&to=6")).await,
+        "Error: bad request: `from`: \"null\" is not an integer\n"
+    );
+    assert_eq!(
+        send(h.put(format!("{base}/kv/x")).json(&json!({ "value": 3 }))).await,
+        "OK\n"
+    );
+    assert_eq!(send(h.put(format!("{base}/kv/x?value=4"))).await, "OK\n");
+    assert_eq!(send(h.get(format!("{base}/kv/x"))).await, "4\n");
+    assert_eq!(
+        send(h.put(format!("{base}/kv/x?value=4")).body("5")).await,
+        "Error: bad request: parameter `value` given twice\n"
+    );
+    assert_eq!(
+        send(form(h.put(format!("{base}/kv/x")), "value=1&bogus=2")).await,
+        "Error: bad request: unknown parameter `bogus`\n"
+    );
+    for x in ["10", "11"] {
+        let r = send(form(
+            h.post(format!("{base}/kv/l/append")),
+            &format!("value={x}"),
+        ))
+        .await;
+        assert_eq!(r, "OK\n");
+    }
+    assert_eq!(send(h.get(format!("{base}/kv/l"))).await, "[10,11]\n");
+    assert_eq!(
+        send(form(h.post(format!("{base}/kv/x/append")), "value=1")).await,
+        "Error: the key holds a register, not a list\n"
+    );
+    let big = send(h.put(format!("{base}/kv/x")).body(vec![b'1'; 70_000])).await;
+    assert!(big.starts_with("Error: bad request"), "{big}");
+    let follower = (1..=3).find(|&i| i != leader).expect("follower");
+    assert_eq!(
+        send(h.get(format!("http://{}/kv/x", c.addr(follower)))).await,
+        format!(
+            "Error: not the leader (leader: n{leader} at {})\n",
+            c.addr(leader)
+        )
+    );
+    // /status is not part of the client API: still JSON.
+    let s = c.status(follower).await.expect("status");
+    assert_eq!(s["leader"], leader);
+}
+
+/// `--no-status` removes GET /status (404), as on servers that have none; the client API and
+/// the admin API still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_status_answers_404_and_the_rest_still_works() {
+    let mut flags = FAST.to_vec();
+    flags.push("--no-status");
+    let c = Cluster::spawn_all(1, &flags);
+    let base = format!("http://{}", c.addr(1));
+    let h = c.http.clone();
+    let url = format!("{base}/kv/x");
+    wait_until(
+        Duration::from_secs(15),
+        "a write succeeds on the one node",
+        || {
+            let (h, url) = (h.clone(), url.clone());
+            async move {
+                let r = h.put(url).json(&json!({ "value": 1 })).send().await;
+                r.is_ok_and(|r| r.status() == 200)
+            }
+        },
+    )
+    .await;
+    let r = h
+        .get(format!("{base}/status"))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(r.status(), 404);
+    let r = h.get(&url).send().await.expect("get");
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({ "value": 1 })
+    );
+    let r = h
+        .post(format!("{base}/admin/add"))
+        .body("{}")
+        .send()
+        .await
+        .expect("admin");
+    assert_eq!(r.status(), 400, "the admin API is still served");
+}

@@ -440,6 +440,10 @@ impl Adapter for EtcdAdapter {
         bounded(timeout, &track, self.run(node, req, &track)).await
     }
 
+    fn reports_roles(&self) -> bool {
+        true
+    }
+
     async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, StatusError> {
         status_within(timeout, self.status_inner(node)).await
     }

@@ -120,6 +120,12 @@ pub trait Adapter: Send + Sync {
     /// Ask node `node` for its role, term and leader.
     async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, StatusError>;
 
+    /// Whether [`Adapter::status`] can ever answer. A server with no status endpoint is still
+    /// testable, but the run must know up front: readiness is then judged by reads, the leader
+    /// timeline and the Raft-invariant checks are "not observed" (never an empty plot that reads
+    /// as "no leader changes"), and `leader` fault targets fall back to random nodes.
+    fn reports_roles(&self) -> bool;
+
     /// True if only the leader ever acknowledges a write (no follower forwarding), so that a
     /// change in which node acknowledges writes is a leader change the monitor should sample.
     fn writes_acknowledged_by_leader(&self) -> bool {
@@ -287,6 +293,10 @@ impl Adapter for NullAdapter {
             },
             node,
         }
+    }
+
+    fn reports_roles(&self) -> bool {
+        true
     }
 
     async fn status(&self, node: usize, _timeout: Duration) -> Result<NodeStatus, StatusError> {

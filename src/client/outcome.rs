@@ -96,7 +96,11 @@ impl Matcher {
             return Err(format!(
                 "outcome {:?} is not possible for this operation (possible: {})",
                 spec.outcome.name(),
-                allowed.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+                allowed
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         let stream = match (spec.stream.as_deref(), streams) {
@@ -351,9 +355,15 @@ mod tests {
         )
         .unwrap();
         let text: &[u8] = b"Error: compare failed";
-        assert_eq!(classify(&list, |_| text).map(|m| m.class), Some(Class::Mismatch));
+        assert_eq!(
+            classify(&list, |_| text).map(|m| m.class),
+            Some(Class::Mismatch)
+        );
         let text: &[u8] = b"Error: timeout";
-        assert_eq!(classify(&list, |_| text).map(|m| m.class), Some(Class::Info));
+        assert_eq!(
+            classify(&list, |_| text).map(|m| m.class),
+            Some(Class::Info)
+        );
         let text: &[u8] = b"OK";
         assert!(classify(&list, |_| text).is_none());
     }
@@ -365,16 +375,30 @@ mod tests {
         };
         assert!(e("regex = '('\noutcome = 'info'", &ALL, false).contains("does not compile"));
         assert!(e("outcome = 'info'", &ALL, false).contains("regex"));
-        assert!(e("regex = 'a'\npointer = '/a'\noutcome = 'info'", &ALL, false).contains("not both"));
+        assert!(
+            e("regex = 'a'\npointer = '/a'\noutcome = 'info'", &ALL, false).contains("not both")
+        );
         assert!(e("pointer = 'a'\noutcome = 'info'", &ALL, false).contains("JSON pointer"));
         assert!(e("regex = 'a'\nequals = 1\noutcome = 'info'", &ALL, false).contains("equals"));
-        let x = e("regex = 'a'\noutcome = 'not-found'", &[Class::Ok, Class::Info], false);
+        let x = e(
+            "regex = 'a'\noutcome = 'not-found'",
+            &[Class::Ok, Class::Info],
+            false,
+        );
         assert!(x.contains("not-found") && x.contains("ok, info"), "{x}");
-        assert!(e("regex = 'a'\nstream = 'stderr'\noutcome = 'info'", &ALL, false)
-            .contains("command adapter"));
+        assert!(e(
+            "regex = 'a'\nstream = 'stderr'\noutcome = 'info'",
+            &ALL,
+            false
+        )
+        .contains("command adapter"));
         assert!(e("regex = 'a'\nstream = 'err'\noutcome = 'info'", &ALL, true).contains("stderr"));
-        let m = Matcher::new(&spec("regex = 'a'\nstream = 'stderr'\noutcome = 'info'"), &ALL, true)
-            .unwrap();
+        let m = Matcher::new(
+            &spec("regex = 'a'\nstream = 'stderr'\noutcome = 'info'"),
+            &ALL,
+            true,
+        )
+        .unwrap();
         assert_eq!(m.stream, Stream::Stderr);
         assert!(toml::from_str::<MatchSpec>("regex = 'a'\noutcome = 'maybe'").is_err());
     }
@@ -403,7 +427,10 @@ mod tests {
         assert!(extract_value(etcd, "/node/value", ValueForm::Json) == Ok(Value::from("42")));
         assert!(extract_value(etcd, "/node/nope", ValueForm::String).is_err());
         assert!(extract_value(br#"{"v": 4}"#, "/v", ValueForm::String).is_err());
-        assert_eq!(extract_value(b"7\n", "", ValueForm::Text), Ok(Value::from(7)));
+        assert_eq!(
+            extract_value(b"7\n", "", ValueForm::Text),
+            Ok(Value::from(7))
+        );
         assert!(extract_value(b"7\n", "", ValueForm::Json) == Ok(Value::from(7)));
         assert!(extract_value(b"Error", "", ValueForm::Json).is_err());
         assert!(extract_value(&[0xff, 0xfe], "", ValueForm::Text).is_err());

@@ -13,8 +13,8 @@
 //! gets its op served (by the leader) and the history records who served it.
 
 use super::transport::{
-    base_url, bounded, cas_pair, endpoint_by_addr, endpoint_by_id, exchange,
-    fetch_ok, follow_one_redirect, key_of, new_client, send_failed, snippet, status_within, Answer,
+    base_url, bounded, cas_pair, endpoint_by_addr, endpoint_by_id, exchange, fetch_ok,
+    follow_one_redirect, key_of, new_client, send_failed, snippet, status_within, Answer,
     SendError, StatusError, Step, Tracker, DEFAULT_KEY,
 };
 use super::{
@@ -215,6 +215,10 @@ impl Adapter for RaftkvAdapter {
     async fn invoke(&self, node: usize, req: &Request, timeout: Duration) -> Completion {
         let track = Tracker::new(node);
         bounded(timeout, &track, self.run(node, req, &track)).await
+    }
+
+    fn reports_roles(&self) -> bool {
+        true
     }
 
     async fn status(&self, node: usize, timeout: Duration) -> Result<NodeStatus, StatusError> {

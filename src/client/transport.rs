@@ -215,7 +215,6 @@ pub(crate) fn cas_pair(v: &Value) -> Option<(&Value, &Value)> {
     }
 }
 
-
 /// Find the endpoint a server names as its leader: by id (a number, or a string holding the id
 /// or the node's name) or by address (`host:port` or a URL).
 pub(crate) fn endpoint_by_id(endpoints: &[Endpoint], id: &Value) -> Option<usize> {

@@ -61,6 +61,7 @@ pub struct Cluster {
     logs: Vec<PathBuf>,
     slots: Vec<Mutex<Slot>>,
     run_id: String,
+    staged: bool,
 }
 
 /// Ports for node i: in netns mode every node has its own IP, so the spec's ports as they are;
@@ -120,6 +121,21 @@ impl Cluster {
         };
         let peers = join(&spec.peers_entry);
         let initial = join(&spec.initial_cluster_entry);
+        let first = base
+            .first()
+            .map(|v| fill(&spec.join_entry, v))
+            .unwrap_or_default();
+        // `{seeds}`: the peers list without the node itself (a seed list to join through).
+        let seeds: Vec<String> = (0..n)
+            .map(|me| {
+                base.iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != me)
+                    .map(|(_, v)| fill(&spec.peers_entry, v))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
         let mut argv = Vec::new();
         let mut rejoin = Vec::new();
         let mut data_dirs = Vec::new();
@@ -136,8 +152,16 @@ impl Cluster {
             vars.insert("data_dir", data.display().to_string());
             vars.insert("peers", peers.clone());
             vars.insert("initial_cluster", initial.clone());
+            vars.insert("seeds", seeds[i].clone());
+            vars.insert("join", first.clone());
             let mut a = vec![binary.display().to_string()];
             a.extend(spec.args.iter().map(|t| fill(t, vars)));
+            let own = if i == 0 {
+                &spec.first_args
+            } else {
+                &spec.join_args
+            };
+            a.extend(own.iter().map(|t| fill(t, vars)));
             a.extend(extra_args.iter().cloned());
             argv.push(a);
             rejoin.push(spec.rejoin_args.iter().map(|t| fill(t, vars)).collect());
@@ -178,11 +202,26 @@ impl Cluster {
             logs,
             slots,
             run_id: run_id.to_string(),
+            staged: !spec.join_args.is_empty() && n > 1,
         };
-        for i in 0..n {
+        // Nodes that join the first one start once it is ready: see `start_the_rest`.
+        let now = if c.staged { 1.min(n) } else { n };
+        for i in 0..now {
             c.spawn(i)?;
         }
         Ok(c)
+    }
+
+    /// Whether the cluster starts in two steps: the first node alone, then (once it is ready)
+    /// the nodes that join it. True when the spec gives `join_args`.
+    pub(crate) fn staged(&self) -> bool {
+        self.staged
+    }
+
+    /// Start every node not started yet (the joiners of a staged start).
+    pub(crate) fn start_the_rest(&self) -> Result<Vec<usize>, ClusterError> {
+        let all: Vec<usize> = (0..self.len()).collect();
+        self.restart(&all)
     }
 
     /// How many nodes the run started (the spec's count after `--nodes`); indices `0..len()` name

@@ -65,7 +65,7 @@ pub fn read_run(dir: &Path) -> Result<Recorded, ReportError> {
 pub fn render_run(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let inputs = read_run(dir)?;
     let data = plots::plot_data(&inputs.ops, &inputs.nemesis, &inputs.results.leader_changes);
-    let mut written = plots::draw_all(dir, &data)?;
+    let mut written = plots::draw_all(dir, &data, inputs.results.roles_observed)?;
     let unavail = analysis::unavailability(&inputs.ops, &inputs.results.leader_changes);
     let html = run_page(dir, &inputs, &data, &unavail);
     let path = dir.join("report.html");
@@ -162,6 +162,9 @@ struct RunView<'a> {
     fault_log: FaultLog<'a>,
     /// The leader found at start, and how many changes followed.
     initial_leader: Option<InitialLeader<'a>>,
+    /// False when the spec had no status request: leaders and invariants were not observed,
+    /// which the page must not show as "no leader changes".
+    roles_observed: bool,
     /// latency.png, rate.png, leader-changes.png.
     plots: Vec<Plot>,
     /// The checker's answer per key.
@@ -253,20 +256,30 @@ impl<'a> RunView<'a> {
             fault_counts: &r.exercised.faults,
             unsupported: &r.exercised.unsupported,
             fault_log: FaultLog::new(&inputs.nemesis, dir.join("nemesis.jsonl").is_file()),
+            roles_observed: r.roles_observed,
             initial_leader: data.initial_leader.as_ref().map(|l| InitialLeader {
                 node: &l.node,
                 term: l.term,
                 changes: data.leaders.len(),
             }),
-            plots: vec![
-                Plot::read(dir, "latency.png", "latency of every op over time"),
-                Plot::read(dir, "rate.png", "throughput over time"),
-                Plot::read(
+            plots: [
+                Some(Plot::read(
                     dir,
-                    "leader-changes.png",
-                    "latency and throughput around each leader change",
-                ),
-            ],
+                    "latency.png",
+                    "latency of every op over time",
+                )),
+                Some(Plot::read(dir, "rate.png", "throughput over time")),
+                r.roles_observed.then(|| {
+                    Plot::read(
+                        dir,
+                        "leader-changes.png",
+                        "latency and throughput around each leader change",
+                    )
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             keys: KeysView::new(&r.check, ""),
             unread_keys: (!r.unread_keys.is_empty()).then(|| {
                 r.unread_keys

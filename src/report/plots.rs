@@ -551,9 +551,12 @@ pub(crate) fn draw_leader_changes(path: &Path, data: &PlotData) -> DrawResult {
 
 /// Draw all three plots of a run into `dir`; returns the files written. A file that could not
 /// be drawn is an error naming it.
+/// Without observed roles, leader-changes.png is not drawn: an empty plot would read as "no
+/// leader changes".
 pub(crate) fn draw_all(
     dir: &Path,
     data: &PlotData,
+    roles_observed: bool,
 ) -> Result<Vec<std::path::PathBuf>, ReportError> {
     type Draw = fn(&Path, &PlotData) -> DrawResult;
     let plots: [(&str, Draw); 3] = [
@@ -562,7 +565,10 @@ pub(crate) fn draw_all(
         ("leader-changes.png", draw_leader_changes),
     ];
     let mut out = Vec::new();
-    for (name, draw) in plots {
+    let wanted = plots
+        .into_iter()
+        .filter(|(name, _)| roles_observed || *name != "leader-changes.png");
+    for (name, draw) in wanted {
         let path = dir.join(name);
         draw(&path, data).map_err(|msg| ReportError::Plot {
             path: path.clone(),

@@ -45,6 +45,8 @@ pub(crate) struct Executed {
     pub notes: Vec<String>,
     /// Keys the final phase could not read.
     pub unread_keys: Vec<Option<String>>,
+    /// Whether the adapter could ask nodes for their role (the spec has a status request).
+    pub roles_observed: bool,
 }
 
 /// Carry the plan out. Returns once the nodes are stopped and the network is gone.
@@ -107,8 +109,33 @@ pub(crate) fn execute(plan: &RunPlan, opts: &RunOptions) -> Result<Executed, Run
         .map(|i| cluster.argv(i).to_vec())
         .collect();
     let adapter: Arc<dyn Adapter> = plan.cluster.adapter(cluster.endpoints.clone())?;
+    let roles_observed = adapter.reports_roles();
+    if !roles_observed {
+        eprintln!(
+            "raftcheck: note: the cluster spec has no status request: readiness is judged by \
+             reads, the leader timeline and Raft invariants are not observed, and `leader` \
+             fault targets choose random nodes"
+        );
+    }
     let ready = Duration::from_secs_f64(plan.cluster.ready_timeout_secs);
-    if let Err(why) = rt.block_on(monitor::wait_ready(&cluster, adapter.as_ref(), ready)) {
+    let all: Vec<usize> = (0..cluster.len()).collect();
+    let came_up = if cluster.staged() {
+        // The others join the first node: it must serve alone before they start.
+        rt.block_on(monitor::wait_ready(&cluster, adapter.as_ref(), &[0], ready))
+            .map_err(|why| format!("the first node (the one the others join) is {why}"))
+            .and_then(|()| {
+                cluster
+                    .start_the_rest()
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|()| {
+                rt.block_on(monitor::wait_ready(&cluster, adapter.as_ref(), &all, ready))
+            })
+    } else {
+        rt.block_on(monitor::wait_ready(&cluster, adapter.as_ref(), &all, ready))
+    };
+    if let Err(why) = came_up {
         return Err(RunError::NotReady {
             why,
             logs: log_tails(&cluster),
@@ -214,6 +241,13 @@ pub(crate) fn execute(plan: &RunPlan, opts: &RunOptions) -> Result<Executed, Run
 
         // The final phase.
         let mut notes = Vec::new();
+        if !roles_observed {
+            notes.push(
+                "roles not observed (the cluster spec has no status request): no leader \
+                 timeline, no Raft-invariant check, and `leader` fault targets chose random nodes"
+                    .to_string(),
+            );
+        }
         if let Err(e) = cluster
             .network
             .lock()
@@ -231,7 +265,7 @@ pub(crate) fn execute(plan: &RunPlan, opts: &RunOptions) -> Result<Executed, Run
                 Ok(_) => {}
                 Err(e) => notes.push(format!("final restart failed: {e}")),
             }
-            if let Err(why) = monitor::wait_ready(&cluster, adapter.as_ref(), ready).await {
+            if let Err(why) = monitor::wait_ready(&cluster, adapter.as_ref(), &all, ready).await {
                 notes.push(format!("cluster did not recover after healing: {why}"));
             }
             let final_ctx = Ctx {
@@ -275,6 +309,7 @@ pub(crate) fn execute(plan: &RunPlan, opts: &RunOptions) -> Result<Executed, Run
         phase,
         notes,
         unread_keys,
+        roles_observed,
     })
 }
 

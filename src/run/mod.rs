@@ -238,6 +238,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome, RunError> {
         unavailability: analysis::unavailability(&ops, &leader_changes),
         leader_changes,
         unread_keys: done.unread_keys,
+        roles_observed: done.roles_observed,
         invariants: violations,
         check,
     };

@@ -56,6 +56,11 @@ impl Monitor {
             .max_by_key(|&(_, t)| t)
     }
 
+    /// Whether nodes can be asked for their role at all (the spec has a status request).
+    pub(crate) fn observes_roles(&self) -> bool {
+        self.adapter.reports_roles()
+    }
+
     /// Leader name and term, for display.
     pub fn leader(&self) -> Option<(String, u64)> {
         self.leader_index()
@@ -82,7 +87,13 @@ impl Monitor {
     /// Ask every node once; log and remember the answers.
     pub async fn sample(&self) {
         let mut set = tokio::task::JoinSet::new();
-        for i in 0..self.cluster.len() {
+        // A server with no status request is not asked; crashes are still noticed below.
+        let asked = if self.adapter.reports_roles() {
+            self.cluster.len()
+        } else {
+            0
+        };
+        for i in 0..asked {
             let a = self.adapter.clone();
             set.spawn(async move { (i, a.status(i, Duration::from_millis(300)).await) });
         }
@@ -138,20 +149,30 @@ pub(crate) async fn run(mon: Arc<Monitor>, stop: Arc<AtomicBool>) {
     }
 }
 
-/// Wait until every node answers its status, one claims leadership, and a read through the
-/// adapter succeeds. Fails fast if a node process exits, saying how long after the wait began
-/// and how it ended (not "within the timeout": a node that dies at once must not look slow).
-/// The error is a whole sentence.
+/// Wait until `nodes` are ready, failing fast if a node process exits (saying how long after
+/// the wait began and how it ended: a node that dies at once must not look slow). The error is
+/// a whole sentence, with no Rust debug output.
+///
+/// With a status request: every one of `nodes` answers it, one claims leadership, and a read
+/// through that leader succeeds. Without one (a server with no status endpoint): every one of
+/// `nodes` accepts connections on its client port and a read through one of them succeeds; a
+/// read is the only thing such a server is known to answer.
 pub(crate) async fn wait_ready(
     cluster: &Cluster,
     adapter: &dyn Adapter,
+    nodes: &[usize],
     timeout: Duration,
 ) -> Result<(), String> {
     let begun = Instant::now();
     let deadline = begun + timeout;
-    let mut last = String::from("no status answer yet");
+    let mut last = String::from("no answer yet");
+    let probe = Request {
+        f: Fun::Read,
+        key: Some("raftcheck-ready".into()),
+        value: Value::Null,
+    };
     while Instant::now() < deadline {
-        for i in 0..cluster.len() {
+        for &i in nodes {
             if let Some(status) = cluster.exit_status(i) {
                 return Err(format!(
                     "node {} exited {:.1} s into the wait for the cluster to be ready ({status})",
@@ -160,34 +181,14 @@ pub(crate) async fn wait_ready(
                 ));
             }
         }
-        let mut leader = None;
-        let mut missing = Vec::new();
-        for i in 0..cluster.len() {
-            match adapter.status(i, Duration::from_millis(500)).await {
-                Ok(s) if s.role == Role::Leader => leader = Some(i),
-                Ok(_) => {}
-                Err(e) => missing.push(format!("{}: {e}", cluster.names[i])),
-            }
-        }
-        if !missing.is_empty() {
-            last = format!("no status from {}", missing.join("; "));
-        } else if let Some(l) = leader {
-            let probe = Request {
-                f: Fun::Read,
-                key: Some("raftcheck-ready".into()),
-                value: Value::Null,
-            };
-            match adapter.invoke(l, &probe, Duration::from_secs(2)).await {
-                Completion::Ok { .. } => return Ok(()),
-                other => {
-                    last = format!(
-                        "leader {} does not serve reads yet: {other:?}",
-                        cluster.names[l]
-                    )
-                }
-            }
+        let step = if adapter.reports_roles() {
+            ready_by_status(cluster, adapter, nodes, &probe).await
         } else {
-            last = "every node answers, but none is leader".into();
+            ready_by_reads(cluster, adapter, nodes, &probe).await
+        };
+        match step {
+            Ok(()) => return Ok(()),
+            Err(why) => last = why,
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -195,4 +196,79 @@ pub(crate) async fn wait_ready(
         "not ready within {:.0} s: {last}",
         timeout.as_secs_f64()
     ))
+}
+
+async fn ready_by_status(
+    cluster: &Cluster,
+    adapter: &dyn Adapter,
+    nodes: &[usize],
+    probe: &Request,
+) -> Result<(), String> {
+    let mut leader = None;
+    let mut missing = Vec::new();
+    for &i in nodes {
+        match adapter.status(i, Duration::from_millis(500)).await {
+            Ok(s) if s.role == Role::Leader => leader = Some(i),
+            Ok(_) => {}
+            Err(e) => missing.push(format!("{}: {e}", cluster.names[i])),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!("no status from {}", missing.join("; ")));
+    }
+    let Some(l) = leader else {
+        return Err("every node answers, but none is leader".into());
+    };
+    match adapter.invoke(l, probe, Duration::from_secs(2)).await {
+        Completion::Ok { .. } => Ok(()),
+        other => Err(format!(
+            "leader {} does not serve reads yet ({})",
+            cluster.names[l],
+            describe(&other)
+        )),
+    }
+}
+
+async fn ready_by_reads(
+    cluster: &Cluster,
+    adapter: &dyn Adapter,
+    nodes: &[usize],
+    probe: &Request,
+) -> Result<(), String> {
+    let mut closed = Vec::new();
+    for &i in nodes {
+        let addr = cluster.endpoints[i].addr;
+        let connect = tokio::net::TcpStream::connect(addr);
+        match tokio::time::timeout(Duration::from_millis(500), connect).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => closed.push(format!("{} ({addr}): {e}", cluster.names[i])),
+            Err(_) => closed.push(format!(
+                "{} ({addr}): no answer in 500 ms",
+                cluster.names[i]
+            )),
+        }
+    }
+    if !closed.is_empty() {
+        return Err(format!("client port not open on {}", closed.join("; ")));
+    }
+    let mut refused = Vec::new();
+    for &i in nodes {
+        match adapter.invoke(i, probe, Duration::from_secs(2)).await {
+            Completion::Ok { .. } => return Ok(()),
+            other => refused.push(format!("{}: {}", cluster.names[i], describe(&other))),
+        }
+    }
+    Err(format!(
+        "no node serves reads yet (the spec has no status request, so readiness is a read): {}",
+        refused.join("; ")
+    ))
+}
+
+/// An op's completion in words, for messages users read.
+pub(crate) fn describe(c: &Completion) -> String {
+    match c {
+        Completion::Ok { value, .. } => format!("ok {value}"),
+        Completion::Fail { error, .. } => format!("fail: {error}"),
+        Completion::Info { error, .. } => format!("unknown outcome: {error}"),
+    }
 }

@@ -4,7 +4,7 @@
 use crate::client::MembershipError;
 use crate::cluster::supervisor::Cluster;
 use crate::nemesis::{grudge, resolve_target, Action, Planned};
-use crate::spec::nemesis::{FaultKind, Target};
+use crate::spec::nemesis::{FaultKind, PartitionKind, Target};
 use crate::store::{FaultOutcome, JsonlSink, NemesisEvent, Phase};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -129,6 +129,16 @@ impl Nemesis {
         }
     }
 
+    /// Why a `leader` target became a random node.
+    fn no_leader_reason(&self) -> String {
+        if self.monitor.observes_roles() {
+            "no leader known: chose a random node".into()
+        } else {
+            "the cluster spec has no status request, so no leader is known: chose a random node"
+                .into()
+        }
+    }
+
     async fn inject(&self, action: Action, rng: &mut ChaCha8Rng) -> Option<Active> {
         let n = self.cluster.len();
         let leader = self.monitor.leader_index().map(|(i, _)| i);
@@ -138,8 +148,8 @@ impl Nemesis {
         match action {
             Action::Kill { target } | Action::Pause { target } => {
                 let nodes = resolve_target(target, n, leader, rng);
-                let reason = (target == Target::Leader && leader.is_none())
-                    .then(|| "no leader known: chose a random node".to_string());
+                let reason =
+                    (target == Target::Leader && leader.is_none()).then(|| self.no_leader_reason());
                 let ns = nodes.clone();
                 let res = tokio::task::spawn_blocking(move || {
                     for &i in &ns {
@@ -180,8 +190,8 @@ impl Nemesis {
             }
             Action::Member { target } => {
                 let node = resolve_target(target, n, leader, rng)[0];
-                let reason = (target == Target::Leader && leader.is_none())
-                    .then(|| "no leader known: chose a random node".to_string());
+                let reason =
+                    (target == Target::Leader && leader.is_none()).then(|| self.no_leader_reason());
                 let a = self.remove_member(node, reason, &label).await;
                 self.monitor.set_fault(Some(label.clone()));
                 Some(a)
@@ -235,7 +245,10 @@ impl Nemesis {
                     &nodes,
                     Some(shown),
                     outcome,
-                    err,
+                    err.or_else(|| {
+                        (shape == PartitionKind::IsolateLeader && leader.is_none())
+                            .then(|| self.no_leader_reason())
+                    }),
                 );
                 self.monitor.set_fault(Some(label.clone()));
                 Some(Active {

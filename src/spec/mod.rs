@@ -269,6 +269,18 @@ pub struct ClusterSpec {
     /// argv after the binary, with placeholders.
     #[serde(default)]
     pub args: Vec<String>,
+    /// Extra argv for the first node only (after `args`): servers whose first node bootstraps
+    /// the cluster alone (`--bootstrap`, `--initial-cluster-state new`).
+    #[serde(default)]
+    pub first_args: Vec<String>,
+    /// Extra argv for every node but the first (after `args`): servers whose other nodes join
+    /// the first (`--join {join}`). When given, the first node starts alone and must be ready
+    /// before the others start.
+    #[serde(default)]
+    pub join_args: Vec<String>,
+    /// Template for `{join}`, filled in for the first node: the address the others join.
+    #[serde(default = "default_join_entry")]
+    pub join_entry: String,
     /// Extra environment for every node.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -317,6 +329,9 @@ fn default_nodes() -> usize {
 fn default_peers_entry() -> String {
     "{id}={ip}:{client_port}".into()
 }
+fn default_join_entry() -> String {
+    "{ip}:{client_port}".into()
+}
 fn default_initial_cluster_entry() -> String {
     "{name}=http://{ip}:{peer_port}".into()
 }
@@ -363,7 +378,12 @@ impl ClusterSpec {
         if spec.ready_timeout_secs.is_nan() || spec.ready_timeout_secs <= 0.0 {
             return Err(bad("ready_timeout_secs", "must be positive".into()));
         }
-        for (field, list) in [("args", &spec.args), ("rejoin_args", &spec.rejoin_args)] {
+        for (field, list) in [
+            ("args", &spec.args),
+            ("first_args", &spec.first_args),
+            ("join_args", &spec.join_args),
+            ("rejoin_args", &spec.rejoin_args),
+        ] {
             for (i, a) in list.iter().enumerate() {
                 if let Err(p) = check_placeholders(a) {
                     return Err(bad(
@@ -376,6 +396,7 @@ impl ClusterSpec {
         for (field, entry) in [
             ("peers_entry", &spec.peers_entry),
             ("initial_cluster_entry", &spec.initial_cluster_entry),
+            ("join_entry", &spec.join_entry),
         ] {
             // An entry describes one node among the others: the lists and the node's own data
             // dir are not defined inside it.
@@ -436,7 +457,7 @@ impl ClusterSpec {
 }
 
 /// The placeholders a spec may use.
-pub(crate) const PLACEHOLDERS: [&str; 9] = [
+pub(crate) const PLACEHOLDERS: [&str; 11] = [
     "id",
     "name",
     "ip",
@@ -444,11 +465,13 @@ pub(crate) const PLACEHOLDERS: [&str; 9] = [
     "peer_port",
     "data_dir",
     "peers",
+    "seeds",
     "initial_cluster",
+    "join",
     "run_id",
 ];
 
-/// The placeholders defined inside `peers_entry` and `initial_cluster_entry`: the per-node
+/// The placeholders defined inside `peers_entry`, `initial_cluster_entry` and `join_entry`: the per-node
 /// values, filled in once for each node of the list.
 pub(crate) const ENTRY_PLACEHOLDERS: [&str; 6] =
     ["id", "name", "ip", "client_port", "peer_port", "run_id"];

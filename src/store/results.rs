@@ -133,10 +133,20 @@ pub struct RunResults {
     /// Raft invariants broken, as seen by the monitor (election safety, term monotonicity).
     #[serde(default)]
     pub invariants: Vec<Violation>,
+    /// False when the cluster spec gives no way to ask a node for its role, term and leader:
+    /// then `leader_changes`, `unavailability` and `invariants` are empty because nothing was
+    /// observed, not because nothing happened, and the report says so. Files written before
+    /// this field existed always had a status request.
+    #[serde(default = "observed")]
+    pub roles_observed: bool,
     /// Keys the final phase could not read.
     pub unread_keys: Vec<Option<String>>,
     /// The checker's answer.
     pub check: CheckResult,
+}
+
+fn observed() -> bool {
+    true
 }
 
 /// Unavailability around one leader change: how long no write was acknowledged.

@@ -51,6 +51,13 @@ impl Drop for Cluster {
 impl Cluster {
     /// Start `n` servers with the given extra flags and wait for a leader.
     pub async fn start(n: u64, flags: &[&str]) -> Cluster {
+        let c = Cluster::spawn_all(n, flags);
+        c.wait_leader(Duration::from_secs(15)).await;
+        c
+    }
+
+    /// Start `n` servers without waiting for anything (for servers with no /status).
+    pub fn spawn_all(n: u64, flags: &[&str]) -> Cluster {
         let tmp = tempfile::tempdir().expect("tempdir");
         let procs: Vec<Proc> = (1..=n)
             .map(|id| Proc {
@@ -80,7 +87,6 @@ impl Cluster {
         for id in 1..=n {
             c.spawn(id);
         }
-        c.wait_leader(Duration::from_secs(15)).await;
         c
     }
 

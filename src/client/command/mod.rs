@@ -182,6 +182,10 @@ impl Adapter for CommandAdapter {
         op.interpret(req, &ran, node)
     }
 
+    fn reports_roles(&self) -> bool {
+        false
+    }
+
     async fn status(&self, _node: usize, _timeout: Duration) -> Result<NodeStatus, StatusError> {
         Err(StatusError::Unsupported(
             "the command adapter does not ask nodes for their role and term".into(),

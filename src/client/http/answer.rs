@@ -1,7 +1,9 @@
-//! Reading answers: an answer to an op becomes ok, fail, info or a redirect; an answer to the
-//! status request becomes a role, term and leader. Pure, so unit-tested without a server.
+//! Reading answers: an answer to an op becomes ok, fail, info or a redirect (by redirect
+//! status, then by the op's matchers, then by its status lists); an answer to the status
+//! request becomes a role, term and leader. Pure, so unit-tested without a server.
 
 use super::plan::*;
+use crate::client::outcome::{classify, extract_value, Class};
 use crate::client::transport::*;
 use crate::client::{Completion, Endpoint, NodeStatus, Request, Role};
 use crate::history::{Fun, Value, MISMATCH};
@@ -11,7 +13,10 @@ pub(super) fn parse_json(body: &[u8]) -> Option<Value> {
 }
 
 impl Plan {
-    /// Turn an answer from `node` to `req` into a step.
+    /// Turn an answer from `node` to `req` into a step. Order: a redirect status first (a
+    /// redirect is "not the leader; nothing done", whatever the body says), then the matchers
+    /// on the body (the first match decides), then the status lists; a status no list names
+    /// is `info`.
     pub(super) fn interpret(
         &self,
         op: &OpPlan,
@@ -26,75 +31,19 @@ impl Plan {
                 return Step::Redirect(redirect_target(r, answer, endpoints));
             }
         }
-        let done = |c| Step::Done(c);
-        if op.ok.contains(&status) {
-            match req.f {
-                Fun::Read => {
-                    let Some(body) = parse_json(&answer.body) else {
-                        return done(Completion::Info {
-                            error: format!(
-                                "answer {status} is not JSON: {}",
-                                snippet(&answer.body)
-                            ),
-                            node,
-                        });
-                    };
-                    match body.pointer(&op.value) {
-                        Some(v) => done(Completion::Ok {
-                            value: v.clone(),
-                            node,
-                        }),
-                        None => done(Completion::Info {
-                            error: format!("answer has no {:?}", op.value),
-                            node,
-                        }),
-                    }
-                }
-                Fun::Cas if op.applied.is_some() => {
-                    let pointer = op.applied.as_deref().unwrap_or("");
-                    let flag = parse_json(&answer.body)
-                        .and_then(|b| b.pointer(pointer).and_then(Value::as_bool));
-                    match flag {
-                        Some(true) => done(Completion::Ok {
-                            value: req.value.clone(),
-                            node,
-                        }),
-                        Some(false) => done(Completion::Fail {
-                            error: MISMATCH.into(),
-                            node,
-                        }),
-                        None => done(Completion::Info {
-                            error: format!("answer has no boolean at {pointer:?}"),
-                            node,
-                        }),
-                    }
-                }
-                _ => done(Completion::Ok {
-                    value: req.value.clone(),
-                    node,
-                }),
-            }
-        } else if op.not_found.contains(&status) {
-            done(Completion::Ok {
-                value: Value::Null,
-                node,
-            })
-        } else if op.mismatch.contains(&status) {
-            done(Completion::Fail {
-                error: MISMATCH.into(),
-                node,
-            })
-        } else if op.fail.contains(&status) {
-            done(Completion::Fail {
-                error: format!("http {status}: {}", snippet(&answer.body)),
-                node,
-            })
-        } else {
-            done(Completion::Info {
-                error: format!("http {status}: {}", snippet(&answer.body)),
-                node,
-            })
-        }
+        let matched = classify(&op.matchers, |_| &answer.body[..]);
+        let class = match matched {
+            Some(m) => m.class,
+            None if op.ok.contains(&status) => Class::Ok,
+            None if op.not_found.contains(&status) => Class::NotFound,
+            None if op.mismatch.contains(&status) => Class::Mismatch,
+            None if op.fail.contains(&status) => Class::Fail,
+            None => Class::Info,
+        };
+        // The history says which matcher decided, so a surprising outcome can be traced to
+        // the spec line that made it.
+        let by = matched.map(|m| format!(" (matched {})", m.describe()));
+        Step::Done(complete(op, req, answer, node, class, by.as_deref()))
     }
 
     /// Turn a status body into a `NodeStatus` through the spec's JSON pointers; a role value in
@@ -150,6 +99,77 @@ impl Plan {
             term,
             leader: by_id.or_else(by_addr),
         })
+    }
+}
+
+/// The completion for an answer of class `class`. An `ok` from a matcher means what an `ok`
+/// status means: a read still takes its value as the spec says (and is `info` when the answer
+/// holds none: it proves nothing), a cas still reads `applied`.
+fn complete(
+    op: &OpPlan,
+    req: &Request,
+    answer: &Answer,
+    node: usize,
+    class: Class,
+    by: Option<&str>,
+) -> Completion {
+    let status = answer.status;
+    let said = || {
+        format!(
+            "http {status}{}: {}",
+            by.unwrap_or(""),
+            snippet(&answer.body)
+        )
+    };
+    match class {
+        Class::Ok => match req.f {
+            Fun::Read => match extract_value(&answer.body, &op.value, op.value_form) {
+                Ok(value) => Completion::Ok { value, node },
+                Err(e) => Completion::Info {
+                    error: format!("{e} (http {status}: {})", snippet(&answer.body)),
+                    node,
+                },
+            },
+            Fun::Cas if op.applied.is_some() => {
+                let pointer = op.applied.as_deref().unwrap_or("");
+                let flag = parse_json(&answer.body)
+                    .and_then(|b| b.pointer(pointer).and_then(Value::as_bool));
+                match flag {
+                    Some(true) => Completion::Ok {
+                        value: req.value.clone(),
+                        node,
+                    },
+                    Some(false) => Completion::Fail {
+                        error: MISMATCH.into(),
+                        node,
+                    },
+                    None => Completion::Info {
+                        error: format!("answer has no boolean at {pointer:?}"),
+                        node,
+                    },
+                }
+            }
+            _ => Completion::Ok {
+                value: req.value.clone(),
+                node,
+            },
+        },
+        Class::NotFound => Completion::Ok {
+            value: Value::Null,
+            node,
+        },
+        Class::Mismatch => Completion::Fail {
+            error: MISMATCH.into(),
+            node,
+        },
+        Class::Fail => Completion::Fail {
+            error: said(),
+            node,
+        },
+        Class::Info => Completion::Info {
+            error: said(),
+            node,
+        },
     }
 }
 

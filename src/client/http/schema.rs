@@ -2,6 +2,7 @@
 //! [`parse_spec`] names the field of any error (`http.read.ok`).
 
 use super::plan::Plan;
+use crate::client::outcome::{MatchSpec, ValueForm};
 use crate::client::transport::*;
 use crate::client::ClientError;
 use serde::Deserialize;
@@ -24,6 +25,11 @@ pub struct HttpSpec {
     /// How to compare-and-set a key; needed by cas workloads only.
     #[serde(default)]
     pub cas: Option<OpSpec>,
+    /// The compare-and-set to send when the expected value is null ("the key must be absent"),
+    /// for servers that say "absent" with another request (etcd v2: `?prevExist=false`) rather
+    /// than with a null in a JSON body. Placeholders `{key}` and `{to}` only.
+    #[serde(default)]
+    pub cas_absent: Option<OpSpec>,
     /// How to append to a list; needed by list-append workloads only.
     #[serde(default)]
     pub append: Option<OpSpec>,
@@ -65,12 +71,25 @@ pub struct OpSpec {
     pub method: String,
     /// Path template, starting with `/`.
     pub path: String,
-    /// Body template: JSON text with placeholders, each replaced by the JSON of its value.
+    /// Body template with placeholders, filled as `body_format` says.
     #[serde(default)]
     pub body: Option<String>,
+    /// How the body is written: servers take JSON, plain text or HTML form bodies, and a value
+    /// must be encoded the way the server decodes it (`"42"` in JSON is a string, not 42).
+    /// Default JSON.
+    #[serde(default)]
+    pub body_format: Option<BodyFormat>,
     /// Reads: JSON pointer to the value in the answer; `""` is the whole body.
     #[serde(default)]
     pub value: Option<String>,
+    /// Reads: how the answer holds the value (JSON, a string inside JSON, or the whole body as
+    /// text); default JSON.
+    #[serde(default)]
+    pub value_form: Option<ValueForm>,
+    /// Matchers on the answer's body, tried before any status list, first match wins: servers
+    /// that answer `200 Error: ...` cannot be described by status codes alone.
+    #[serde(default, rename = "match")]
+    pub matchers: Vec<MatchSpec>,
     /// Statuses meaning "done".
     #[serde(default = "default_ok")]
     pub ok: Vec<u16>,
@@ -86,6 +105,40 @@ pub struct OpSpec {
     /// Cas: JSON pointer to a boolean in an ok answer: true applied, false compare failed.
     #[serde(default)]
     pub applied: Option<String>,
+}
+
+/// How a request body is written, and the Content-Type sent with it (unless `headers` names
+/// one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    /// Placeholders become JSON values; `application/json`.
+    #[default]
+    Json,
+    /// Placeholders become their text (`42`, `k1`); `text/plain; charset=utf-8`.
+    Text,
+    /// `name=value&...` with each value percent-encoded; `application/x-www-form-urlencoded`.
+    Form,
+}
+
+impl BodyFormat {
+    /// The Content-Type a body of this format is sent with.
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            BodyFormat::Json => "application/json",
+            BodyFormat::Text => "text/plain; charset=utf-8",
+            BodyFormat::Form => "application/x-www-form-urlencoded",
+        }
+    }
+
+    /// The name a spec writes.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            BodyFormat::Json => "json",
+            BodyFormat::Text => "text",
+            BodyFormat::Form => "form",
+        }
+    }
 }
 
 /// How a non-leader points at the leader.

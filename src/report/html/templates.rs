@@ -69,6 +69,12 @@ pub(super) fn run_page(v: &RunView) -> Markup {
                 @for broken in &v.invariants {
                     p.unplaced { "Raft invariant broken: " (broken) }
                 }
+                @if !v.roles_observed {
+                    p.note {
+                        "Raft invariants (one leader per term, terms never go back): not \
+                         observed. " (NOT_OBSERVED)
+                    }
+                }
                 nav {
                     a href="#reproduce" { "reproduce" }
                     a href="#figures" { "figures" }
@@ -95,7 +101,11 @@ pub(super) fn run_page(v: &RunView) -> Markup {
                 h3 { "Latency of ok ops" }
                 (latency(v.latency))
                 h3 { "Unavailability around leader changes" }
-                (unavailability(&v.unavailability))
+                @if v.roles_observed {
+                    (unavailability(&v.unavailability))
+                } @else {
+                    p { "Leader changes: not observed. " (NOT_OBSERVED) }
+                }
                 @if !v.crashes.is_empty() {
                     h3 { "Crashes" }
                     ul { @for c in &v.crashes { li { (c) } } }
@@ -120,6 +130,9 @@ pub(super) fn run_page(v: &RunView) -> Markup {
                     p.note { (kind) ": " (why) }
                 }
                 (fault_log(&v.fault_log))
+                @if !v.roles_observed {
+                    p { "Leader: not observed; faults aimed at the leader hit random nodes." }
+                }
                 @if let Some(l) = &v.initial_leader {
                     p {
                         "Initial leader: " (l.node) " (term " (l.term) "). Leader changes after it: "
@@ -298,6 +311,11 @@ fn latency(q: &BTreeMap<String, Quantiles>) -> Markup {
         }
     }
 }
+
+/// Why a run without a status request shows no leaders: said wherever leaders would be.
+const NOT_OBSERVED: &str = "The cluster spec gives no way to ask a node for its role, term and \
+                            leader (no status request), so the run could not see them; this is \
+                            not a run without leader changes.";
 
 fn unavailability(u: &UnavailabilityView) -> Markup {
     let or_na = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{} ms", ms(v)));
