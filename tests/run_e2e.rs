@@ -499,6 +499,66 @@ fn etcd_under_partition_and_kill_is_valid() {
     assert!(installed(&r, "kill") >= 2, "{:#}", r["exercised"]);
 }
 
+/// etcd through its v2 keys API, described by clusters/etcd-v2.toml alone (form bodies, string
+/// values, errorCode matchers, prevExist=false): a correct server under partitions must be
+/// valid, with compare-and-sets that failed their compare recorded as such.
+#[test]
+fn etcd_through_its_v2_api_by_spec_alone_is_valid_under_partition() {
+    let _g = serial();
+    if !require(
+        have("etcd"),
+        "etcd not installed (Debian package etcd-server)",
+    ) || !require(netns_possible(), "netns mode needs root, ip and iptables")
+    {
+        return;
+    }
+    let r = valid_run("etcd-v2", "cas-register", "partition", 15, &[]);
+    assert!(installed(&r, "partition") >= 1, "{:#}", r["exercised"]);
+    let cas = &r["exercised"]["ops"]["cas"];
+    assert!(cas["ok"].as_u64().unwrap_or(0) >= 1, "{cas:#}");
+    assert!(cas["fail"].as_u64().unwrap_or(0) >= 1, "{cas:#}");
+}
+
+/// The same etcd with reads that skip the quorum (clusters/etcd-v2-local-reads.toml): the stale
+/// local reads Jepsen reported in 2014 must be found.
+#[test]
+fn etcd_v2_reads_without_quorum_are_found_stale() {
+    let _g = serial();
+    if !require(
+        have("etcd"),
+        "etcd not installed (Debian package etcd-server)",
+    ) || !require(netns_possible(), "netns mode needs root, ip and iptables")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("results");
+    let o = raftcheck(
+        &[
+            "run",
+            "--cluster",
+            "etcd-v2-local-reads",
+            "--workload",
+            "register",
+            "--nemesis",
+            "isolate-random",
+            "--time-limit",
+            "15",
+            "--seed",
+            "1",
+            "--quiet",
+            "--results",
+            results.to_str().expect("utf8"),
+        ],
+        Duration::from_secs(150),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = results_json(&results);
+    assert_eq!(r["verdict"], "invalid");
+    let run_id = r["run_id"].as_str().expect("run id");
+    assert!(leftovers(run_id).is_empty(), "{:?}", leftovers(run_id));
+}
+
 #[test]
 fn stale_read_bug_is_caught_under_partition() {
     let _g = serial();

@@ -534,10 +534,19 @@ mod tests {
 
     #[test]
     fn shipped_specs_load() {
-        for name in ["raftkv", "etcd", "raftkv-http"] {
-            let p = resolve("cluster", "clusters", name).unwrap();
-            ClusterSpec::load(&p).unwrap();
+        // Every spec shipped in clusters/ and every fixture spec the tests run.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut loaded = 0;
+        for dir in ["clusters", "tests/fixtures/specs"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let p = entry.unwrap().path();
+                if p.extension().is_some_and(|e| e == "toml") {
+                    ClusterSpec::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                    loaded += 1;
+                }
+            }
         }
+        assert!(loaded >= 8, "{loaded}");
     }
 
     /// Create `root/rel` (and its directories) holding a marker naming where it is.
