@@ -142,6 +142,9 @@ impl Plan {
         }
         let op = |s: &OpSpec, t: Table| OpPlan::new(s, t, lookup);
         let opt = |s: &Option<OpSpec>, t: Table| s.as_ref().map(|s| op(s, t)).transpose();
+        // In the order of the file, so the first error reported is the first one written.
+        let read = op(&spec.read, Table::Read)?;
+        let write = op(&spec.write, Table::Write)?;
         let cas = opt(&spec.cas, Table::Cas)?;
         let cas_absent = opt(&spec.cas_absent, Table::CasAbsent)?;
         if cas_absent.is_some() && cas.is_none() {
@@ -154,8 +157,8 @@ impl Plan {
             default_key: spec.default_key.clone(),
             timeout,
             env,
-            read: op(&spec.read, Table::Read)?,
-            write: op(&spec.write, Table::Write)?,
+            read,
+            write,
             cas,
             cas_absent,
             append: opt(&spec.append, Table::Append)?,
