@@ -39,6 +39,14 @@ fn netns_possible() -> bool {
     nix::unistd::geteuid().is_root() && have("ip") && have("iptables")
 }
 
+/// etcd installed and netns mode possible (partitions), or a visible skip.
+fn etcd_in_netns() -> bool {
+    require(
+        have("etcd"),
+        "etcd not installed (Debian package etcd-server)",
+    ) && require(netns_possible(), "netns mode needs root, ip and iptables")
+}
+
 fn raftkv_built() -> bool {
     raftcheck::cluster::find_binary("raftkv").is_ok_and(|p| !p.starts_with("/usr"))
 }
@@ -486,11 +494,7 @@ fn etcd_through_etcdctl_under_kill_is_valid() {
 #[test]
 fn etcd_under_partition_and_kill_is_valid() {
     let _g = serial();
-    if !require(
-        have("etcd"),
-        "etcd not installed (Debian package etcd-server)",
-    ) || !require(netns_possible(), "netns mode needs root, ip and iptables")
-    {
+    if !etcd_in_netns() {
         return;
     }
     let r = valid_run("etcd", "cas-register", "partition", 20, &[]);
@@ -505,11 +509,7 @@ fn etcd_under_partition_and_kill_is_valid() {
 #[test]
 fn etcd_through_its_v2_api_by_spec_alone_is_valid_under_partition() {
     let _g = serial();
-    if !require(
-        have("etcd"),
-        "etcd not installed (Debian package etcd-server)",
-    ) || !require(netns_possible(), "netns mode needs root, ip and iptables")
-    {
+    if !etcd_in_netns() {
         return;
     }
     let r = valid_run("etcd-v2", "cas-register", "partition", 15, &[]);
@@ -524,11 +524,7 @@ fn etcd_through_its_v2_api_by_spec_alone_is_valid_under_partition() {
 #[test]
 fn etcd_v2_reads_without_quorum_are_found_stale() {
     let _g = serial();
-    if !require(
-        have("etcd"),
-        "etcd not installed (Debian package etcd-server)",
-    ) || !require(netns_possible(), "netns mode needs root, ip and iptables")
-    {
+    if !etcd_in_netns() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
