@@ -122,7 +122,9 @@ pub(crate) fn execute(plan: &RunPlan, opts: &RunOptions) -> Result<Executed, Run
     let came_up = if cluster.staged() {
         // The others join the first node: it must serve alone before they start.
         rt.block_on(monitor::wait_ready(&cluster, adapter.as_ref(), &[0], ready))
-            .map_err(|why| format!("the first node (the one the others join) is {why}"))
+            .map_err(|why| {
+                format!("the first node, which the others join, did not serve alone: {why}")
+            })
             .and_then(|()| {
                 cluster
                     .start_the_rest()
