@@ -176,6 +176,22 @@ async fn get_key(State(st): State<AppState>, Path(key): Path<String>) -> Respons
     st.answer(Op::Read, reply)
 }
 
+/// The one value of a write or an append: `{"value": v}` in JSON, or under `--text-api` a
+/// `value` parameter (query, form) or the text body itself.
+fn value_param(
+    st: &AppState,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<i64, Refusal> {
+    if st.talk.text_api {
+        text_params(query.as_deref(), headers, body, "value")
+            .and_then(|p| p.only(&["value"]).and_then(|p| p.required("value")))
+    } else {
+        json_body::<ValueBody>(body).map(|b| b.value)
+    }
+}
+
 async fn put_key(
     State(st): State<AppState>,
     Path(key): Path<String>,
@@ -183,13 +199,7 @@ async fn put_key(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let value = if st.talk.text_api {
-        text_params(query.as_deref(), &headers, body, "value")
-            .and_then(|p| p.only(&["value"]).and_then(|p| p.required("value")))
-    } else {
-        json_body::<ValueBody>(body).map(|b| b.value)
-    };
-    match value {
+    match value_param(&st, query, &headers, body) {
         Ok(value) => {
             let reply = st
                 .ask(|tx| Event::Write(Command::Put { key, value }, tx))
@@ -235,13 +245,7 @@ async fn append_key(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let value = if st.talk.text_api {
-        text_params(query.as_deref(), &headers, body, "value")
-            .and_then(|p| p.only(&["value"]).and_then(|p| p.required("value")))
-    } else {
-        json_body::<ValueBody>(body).map(|b| b.value)
-    };
-    match value {
+    match value_param(&st, query, &headers, body) {
         Ok(value) => {
             let reply = st
                 .ask(|tx| Event::Write(Command::Append { key, value }, tx))

@@ -167,27 +167,9 @@ pub(crate) fn spawn_node(spec: &SpawnSpec, prefix: &[&str]) -> Result<NodeProces
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(stderr))
         .process_group(0);
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs between fork and exec and only calls async-signal-safe
-    // functions (prctl, getppid); it does not allocate.
+    // SAFETY: the hook runs between fork and exec and only calls async-signal-safe functions.
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            // The harness may have died between fork and prctl: then nobody would kill us.
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
+        cmd.pre_exec(crate::client::command::die_with_harness());
     }
 
     let (tx, rx) = mpsc::channel();

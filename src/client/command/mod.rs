@@ -193,6 +193,34 @@ impl Adapter for CommandAdapter {
     }
 }
 
+/// A `pre_exec` hook that makes the child die (SIGKILL) when the thread that forked it dies, and
+/// refuses to start it if the harness is already gone: a node or a CLI must never outlive the
+/// harness. It only calls async-signal-safe functions (prctl, getppid) and does not allocate.
+/// Used by every process the harness starts (nodes, the command adapter's CLIs).
+pub(crate) fn die_with_harness() -> impl FnMut() -> std::io::Result<()> + Send + Sync + 'static {
+    let parent = std::process::id() as libc::pid_t;
+    move || {
+        // SAFETY: prctl and getppid are async-signal-safe and touch no Rust state.
+        unsafe {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The harness may have died between fork and prctl: then nobody would kill us.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Run one process to its end within `limit`, never longer: at the limit its whole process
 /// group is killed (a wrapper script's children too) and the run is [`Ran::TimedOut`].
 ///
@@ -211,27 +239,9 @@ pub(crate) async fn run(inv: &Invocation, limit: Duration) -> Ran {
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs between fork and exec and only calls async-signal-safe
-    // functions (prctl, getppid); it does not allocate.
+    // SAFETY: the hook runs between fork and exec and only calls async-signal-safe functions.
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The harness may have died between fork and prctl: then nobody would kill us.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
+        cmd.pre_exec(die_with_harness());
     }
     // Any spawn error (ENOENT, EACCES, EAGAIN, a NUL in an argument, pre_exec failing) comes
     // before the program's first instruction: nothing ran.
