@@ -220,6 +220,48 @@ pub(crate) fn classify<'m>(
     list.iter().find(|m| m.matches(text(m.stream)))
 }
 
+/// The completion an answer of class `class` gives `req` on `node`: the one mapping from a class
+/// to what the history records, shared by the declarative adapters because it is what soundness
+/// rests on. `ok` on a read takes its value from `read_value` (an answer that holds none is
+/// `info`: it proves nothing, and `Err` carries the whole message); `not-found` is a read of
+/// null; `mismatch` is the fail the checker reads as "the value was not the expected one";
+/// `fail` and `info` carry `said()`.
+pub(crate) fn completion(
+    class: Class,
+    req: &crate::client::Request,
+    node: usize,
+    read_value: impl FnOnce() -> Result<Value, String>,
+    said: impl FnOnce() -> String,
+) -> crate::client::Completion {
+    use crate::client::Completion;
+    match class {
+        Class::Ok if req.f == crate::history::Fun::Read => match read_value() {
+            Ok(value) => Completion::Ok { value, node },
+            Err(error) => Completion::Info { error, node },
+        },
+        Class::Ok => Completion::Ok {
+            value: req.value.clone(),
+            node,
+        },
+        Class::NotFound => Completion::Ok {
+            value: Value::Null,
+            node,
+        },
+        Class::Mismatch => Completion::Fail {
+            error: crate::history::MISMATCH.into(),
+            node,
+        },
+        Class::Fail => Completion::Fail {
+            error: said(),
+            node,
+        },
+        Class::Info => Completion::Info {
+            error: said(),
+            node,
+        },
+    }
+}
+
 /// JSON equality with numbers compared by value (`1` equals `1.0`), since TOML and servers
 /// write numbers differently.
 fn json_equal(a: &Value, b: &Value) -> bool {

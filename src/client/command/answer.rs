@@ -7,10 +7,9 @@
 //! no list names is `info`.
 
 use super::plan::OpPlan;
-use crate::client::outcome::{classify, extract_value, Class, Stream};
+use crate::client::outcome::{classify, completion, extract_value, Class, Stream};
 use crate::client::transport::MAX_ERROR_TEXT;
 use crate::client::{Completion, Request};
-use crate::history::{Fun, Value, MISMATCH};
 use std::time::Duration;
 
 /// How one process ended, as far as the adapter saw it.
@@ -140,40 +139,15 @@ impl OpPlan {
                 _ => Class::Info,
             },
         };
-        match class {
-            Class::Ok if req.f == Fun::Read => {
-                match extract_value(&out.stdout, &self.value, self.value_form) {
-                    Ok(value) => Completion::Ok { value, node },
-                    Err(why) => Completion::Info {
-                        error: format!("{}, but {why}", out.ending()),
-                        node,
-                    },
-                }
-            }
-            Class::Ok => Completion::Ok {
-                value: req.value.clone(),
-                node,
-            },
-            Class::NotFound => Completion::Ok {
-                value: Value::Null,
-                node,
-            },
-            Class::Mismatch => Completion::Fail {
-                error: MISMATCH.into(),
-                node,
-            },
-            Class::Fail | Class::Info => {
-                // Say what decided: the matcher's find, else the last line the process wrote.
-                let error = match matched.and_then(|m| m.found(out.text(m.stream))) {
-                    Some(found) => format!("{}: {}", out.ending(), brief(&found)),
-                    None => out.describe(),
-                };
-                if class == Class::Fail {
-                    Completion::Fail { error, node }
-                } else {
-                    Completion::Info { error, node }
-                }
-            }
-        }
+        let read_value = || {
+            extract_value(&out.stdout, &self.value, self.value_form)
+                .map_err(|why| format!("{}, but {why}", out.ending()))
+        };
+        // Say what decided a fail or info: the matcher's find, else the last line written.
+        let said = || match matched.and_then(|m| m.found(out.text(m.stream))) {
+            Some(found) => format!("{}: {}", out.ending(), brief(&found)),
+            None => out.describe(),
+        };
+        completion(class, req, node, read_value, said)
     }
 }

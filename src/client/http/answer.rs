@@ -3,7 +3,7 @@
 //! request becomes a role, term and leader. Pure, so unit-tested without a server.
 
 use super::plan::*;
-use crate::client::outcome::{classify, extract_value, Class};
+use crate::client::outcome::{classify, completion, extract_value, Class};
 use crate::client::transport::*;
 use crate::client::{Completion, Endpoint, NodeStatus, Request, Role};
 use crate::history::{Fun, Value, MISMATCH};
@@ -121,56 +121,31 @@ fn complete(
             snippet(&answer.body)
         )
     };
-    match class {
-        Class::Ok => match req.f {
-            Fun::Read => match extract_value(&answer.body, &op.value, op.value_form) {
-                Ok(value) => Completion::Ok { value, node },
-                Err(e) => Completion::Info {
-                    error: format!("{e} (http {status}: {})", snippet(&answer.body)),
+    if class == Class::Ok && req.f == Fun::Cas {
+        if let Some(pointer) = op.applied.as_deref() {
+            let flag =
+                parse_json(&answer.body).and_then(|b| b.pointer(pointer).and_then(Value::as_bool));
+            return match flag {
+                Some(true) => Completion::Ok {
+                    value: req.value.clone(),
                     node,
                 },
-            },
-            Fun::Cas if op.applied.is_some() => {
-                let pointer = op.applied.as_deref().unwrap_or("");
-                let flag = parse_json(&answer.body)
-                    .and_then(|b| b.pointer(pointer).and_then(Value::as_bool));
-                match flag {
-                    Some(true) => Completion::Ok {
-                        value: req.value.clone(),
-                        node,
-                    },
-                    Some(false) => Completion::Fail {
-                        error: MISMATCH.into(),
-                        node,
-                    },
-                    None => Completion::Info {
-                        error: format!("answer has no boolean at {pointer:?}"),
-                        node,
-                    },
-                }
-            }
-            _ => Completion::Ok {
-                value: req.value.clone(),
-                node,
-            },
-        },
-        Class::NotFound => Completion::Ok {
-            value: Value::Null,
-            node,
-        },
-        Class::Mismatch => Completion::Fail {
-            error: MISMATCH.into(),
-            node,
-        },
-        Class::Fail => Completion::Fail {
-            error: said(),
-            node,
-        },
-        Class::Info => Completion::Info {
-            error: said(),
-            node,
-        },
+                Some(false) => Completion::Fail {
+                    error: MISMATCH.into(),
+                    node,
+                },
+                None => Completion::Info {
+                    error: format!("answer has no boolean at {pointer:?}"),
+                    node,
+                },
+            };
+        }
     }
+    let read_value = || {
+        extract_value(&answer.body, &op.value, op.value_form)
+            .map_err(|e| format!("{e} (http {status}: {})", snippet(&answer.body)))
+    };
+    completion(class, req, node, read_value, said)
 }
 
 /// Where a redirect answer points: the id first, then the address, then `Location`.
