@@ -8,6 +8,7 @@
 pub mod clean;
 pub mod host;
 pub mod net;
+pub mod powerfs;
 pub mod process;
 pub mod runlock;
 pub mod supervisor;
