@@ -124,6 +124,10 @@ struct RunArgs {
     /// Keep the nodes' data dirs in the results dir after the run.
     #[arg(long)]
     keep_data: bool,
+    /// Mount every node's data dir on the FUSE power-loss layer even when the nemesis has no
+    /// power-loss fault, to measure what the layer costs (needs root and /dev/fuse).
+    #[arg(long)]
+    storage_layer: bool,
     /// Checker time limit in seconds; undecided keys make the run unknown (exit 3).
     #[arg(long, value_name = "SECONDS", value_parser = parse_positive)]
     check_time_limit: Option<f64>,
@@ -416,6 +420,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
             },
             subnet: args.subnet.clone(),
             keep_data: args.keep_data,
+            storage_layer: args.storage_layer,
             check_time_limit: args.check_time_limit,
             progress: !args.quiet && std::io::stderr().is_terminal(),
             command: cmd.join(" "),

@@ -255,6 +255,7 @@ pub fn run_matrix(
                 net: run::NetChoice::Auto,
                 subnet: None,
                 keep_data: false,
+                storage_layer: false,
                 check_time_limit: Some(120.0),
                 progress: false,
                 command: format!(

@@ -149,6 +149,7 @@ mod tests {
             grudge: None,
             outcome,
             reason: None,
+            storage: Vec::new(),
         };
         let w = wipes(&[
             ev(5, FaultKind::Member, Phase::Start, FaultOutcome::Installed),

@@ -204,6 +204,7 @@ mod tests {
             grudge: None,
             outcome,
             reason: None,
+            storage: Vec::new(),
         }
     }
 

@@ -103,6 +103,9 @@ pub enum Item {
     RunLock(PathBuf),
     /// A subnet lock file nobody holds.
     SubnetLock(PathBuf),
+    /// A data dir mounted on the power-loss layer (source `raftcheck-<run id>-nK`), lazily
+    /// unmounted; its files stay in the run's `nodes/nK/disk`.
+    Mount(PathBuf),
 }
 
 impl Item {
@@ -131,6 +134,7 @@ impl fmt::Display for Item {
             Item::Rule(r) => write!(f, "iptables rule: {r}"),
             Item::RunLock(p) => write!(f, "stale run lock {}", p.display()),
             Item::SubnetLock(p) => write!(f, "stale subnet lock {}", p.display()),
+            Item::Mount(p) => write!(f, "FUSE mount {}", p.display()),
         }
     }
 }
@@ -267,6 +271,8 @@ pub struct Kept {
     pub links: Vec<String>,
     /// Its root iptables rules.
     pub rules: Vec<String>,
+    /// Its power-loss layer mounts.
+    pub mounts: Vec<PathBuf>,
 }
 
 impl fmt::Display for Kept {
@@ -298,6 +304,9 @@ impl fmt::Display for Kept {
         }
         if !self.rules.is_empty() {
             parts.push(plural(self.rules.len(), "iptables rule", "iptables rules"));
+        }
+        if !self.mounts.is_empty() {
+            parts.push(plural(self.mounts.len(), "FUSE mount", "FUSE mounts"));
         }
         if parts.is_empty() {
             f.write_str("nothing yet")
@@ -416,6 +425,7 @@ struct Found {
     namespaces: Vec<String>,
     links: Vec<String>,
     rules: Vec<String>,
+    mounts: Vec<PathBuf>,
     lock: Option<PathBuf>,
 }
 
@@ -426,6 +436,7 @@ impl Found {
             namespaces: self.namespaces.clone(),
             links: self.links.clone(),
             rules: self.rules.clone(),
+            mounts: self.mounts.clone(),
         }
     }
 }
@@ -494,6 +505,16 @@ fn clean_where(only: Option<&str>, force: bool) -> Result<CleanReport, ClusterEr
         report
             .unchecked
             .push("iptables rules not checked: that needs root".into());
+    }
+    for (source, mountpoint) in super::powerfs::mounts() {
+        let id = source
+            .strip_prefix(super::powerfs::FS_PREFIX)
+            .and_then(run_id_of)
+            .filter(|id| wanted(id))
+            .map(String::from);
+        if let Some(id) = id {
+            runs.entry(id).or_default().mounts.push(mountpoint);
+        }
     }
     let protected = self_and_ancestors();
     let tagged = tagged_processes(&protected, &mut report)?;
@@ -646,6 +667,24 @@ fn remove_run(
             Err(nix::errno::Errno::ESRCH) => {} // exited meanwhile
             Err(e) => report.failed.push(Failure {
                 item,
+                why: e.desc().to_string(),
+            }),
+        }
+    }
+    // Mounts once their nodes are dead, before the namespaces those nodes ran in.
+    for m in &found.mounts {
+        if !root {
+            report.failed.push(Failure {
+                item: Item::Mount(m.clone()),
+                why: "needs root".into(),
+            });
+            continue;
+        }
+        match nix::mount::umount2(m.as_path(), nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) => report.removed.push(Item::Mount(m.clone())),
+            Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => report.failed.push(Failure {
+                item: Item::Mount(m.clone()),
                 why: e.desc().to_string(),
             }),
         }
@@ -871,6 +910,7 @@ mod tests {
                 namespaces: vec!["rcab12-n1".into()],
                 links: vec!["rcab12-br".into(), "rcab12-v1".into()],
                 rules: vec!["-A FORWARD ...".into()],
+                mounts: vec![],
             },
         }
     }

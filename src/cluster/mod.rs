@@ -6,6 +6,7 @@
 //! Imports [`crate::client`] (endpoints) and [`crate::spec`] (how to start a node).
 
 pub mod clean;
+pub mod damage;
 pub mod host;
 pub mod net;
 pub mod powerfs;

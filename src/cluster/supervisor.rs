@@ -1,8 +1,10 @@
 //! The nodes of one run: start them from the spec's argv on their hosts, kill, pause, resume,
 //! restart them for the nemesis, notice the ones that die on their own, and stop them all.
 
+use super::damage::{self, Damage, DamagePlan, DirCopy};
 use super::host::Host;
 use super::net::Network;
+use super::powerfs::{self, Discarded, PowerFs};
 use super::process::{NodeProcess, SpawnSpec};
 use super::ClusterError;
 use crate::client::Endpoint;
@@ -27,6 +29,9 @@ struct Slot {
     crash_reported: bool,
     /// Its data dir was wiped: from now on it starts with the spec's rejoin args.
     rejoining: bool,
+    /// Its data dir was damaged by the corrupt fault and it has not yet been seen to start on
+    /// it: an exit now is the server refusing damaged data, not a crash.
+    damaged: bool,
 }
 
 /// A node that exited without being killed: a finding.
@@ -62,6 +67,17 @@ pub struct Cluster {
     slots: Vec<Mutex<Slot>>,
     run_id: String,
     staged: bool,
+    /// Per node: its data dir on the power-loss layer, when the run mounts one.
+    disks: Vec<Mutex<Option<PowerFs>>>,
+    /// Per node: copies of its data dir taken by corrupt faults, oldest first (at most two: the
+    /// one before the latest damage, to repair with, and the one before, to roll back to).
+    copies: Vec<Mutex<Vec<DirCopy>>>,
+    /// Per node: `nodes/nK`, where copies and the layer's backing dir live.
+    node_dirs: Vec<PathBuf>,
+    /// The spec's `corrupt_paths`, compiled.
+    corrupt_paths: Vec<glob::Pattern>,
+    /// Numbers the copies' directories.
+    copy_seq: std::sync::atomic::AtomicU64,
 }
 
 /// Ports for node i: in netns mode every node has its own IP, so the spec's ports as they are;
@@ -95,6 +111,7 @@ impl Cluster {
         run_dir: &Path,
         run_id: &str,
         extra_args: &[String],
+        storage_layer: bool,
     ) -> Result<Cluster, ClusterError> {
         let hosts = network.hosts();
         let n = hosts.len();
@@ -141,6 +158,8 @@ impl Cluster {
         let mut data_dirs = Vec::new();
         let mut logs = Vec::new();
         let mut endpoints = Vec::new();
+        let mut disks = Vec::new();
+        let mut node_dirs = Vec::new();
         for (i, vars) in base.iter_mut().enumerate() {
             let node_dir = run_dir.join("nodes").join(&names[i]);
             let data = node_dir.join("data");
@@ -149,6 +168,23 @@ impl Cluster {
                 msg: format!("creating {}: {e}", data.display()),
             })?;
             let data = std::fs::canonicalize(&data).unwrap_or(data);
+            let disk = if storage_layer {
+                let fs = PowerFs::mount(
+                    &data,
+                    &node_dir.join("disk"),
+                    &node_dir.join("disk-trash"),
+                    &powerfs::fs_name(run_id, &names[i]),
+                )
+                .map_err(|e| ClusterError::Node {
+                    node: names[i].clone(),
+                    msg: format!("mounting the power-loss layer on {}: {e}", data.display()),
+                })?;
+                Some(fs)
+            } else {
+                None
+            };
+            disks.push(Mutex::new(disk));
+            node_dirs.push(node_dir.clone());
             vars.insert("data_dir", data.display().to_string());
             vars.insert("peers", peers.clone());
             vars.insert("initial_cluster", initial.clone());
@@ -187,9 +223,16 @@ impl Cluster {
                     paused: false,
                     crash_reported: false,
                     rejoining: false,
+                    damaged: false,
                 })
             })
             .collect();
+        let corrupt_paths = spec
+            .corrupt_paths
+            .iter()
+            .map(|p| glob::Pattern::new(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ClusterError::Other(format!("corrupt_paths: {e}")))?;
         let c = Cluster {
             names,
             endpoints,
@@ -203,6 +246,11 @@ impl Cluster {
             slots,
             run_id: run_id.to_string(),
             staged: !spec.join_args.is_empty() && n > 1,
+            disks,
+            copies: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
+            node_dirs,
+            corrupt_paths,
+            copy_seq: std::sync::atomic::AtomicU64::new(0),
         };
         // Nodes that join the first one start once it is ready: see `start_the_rest`.
         let now = if c.staged { 1.min(n) } else { n };
@@ -301,31 +349,131 @@ impl Cluster {
         Ok(())
     }
 
-    /// Kill node i, wait for it to exit, and empty its data dir; it restarts (at the next
-    /// [`Cluster::restart`]) with the spec's rejoin args, as a new server waiting to be added.
-    /// The membership nemesis calls this only after the node's removal committed.
-    pub fn wipe(&self, i: usize) -> Result<(), ClusterError> {
+    /// SIGKILL node i and wait (at most 10 s) until it has exited, so nothing writes to its
+    /// data dir any more; `what` names what would have been done next, for the error.
+    fn kill_and_wait(&self, i: usize, what: &str) -> Result<(), ClusterError> {
         self.kill(i)?;
         let exited = self
             .slot(i)
             .proc
             .as_ref()
             .is_none_or(|p| p.wait_exit(Duration::from_secs(10)).is_some());
-        if !exited {
-            return Err(ClusterError::Node {
+        if exited {
+            Ok(())
+        } else {
+            Err(ClusterError::Node {
                 node: self.names[i].clone(),
-                msg: "still running 10 s after SIGKILL; data dir not wiped".into(),
-            });
+                msg: format!("still running 10 s after SIGKILL; {what}"),
+            })
         }
+    }
+
+    /// Kill node i, wait for it to exit, and empty its data dir; it restarts (at the next
+    /// [`Cluster::restart`]) with the spec's rejoin args, as a new server waiting to be added.
+    /// The membership nemesis calls this only after the node's removal committed.
+    pub fn wipe(&self, i: usize) -> Result<(), ClusterError> {
+        self.kill_and_wait(i, "data dir not wiped")?;
         let dir = &self.data_dirs[i];
-        let fail = |e: std::io::Error| ClusterError::Node {
+        let fail = |e: String| ClusterError::Node {
             node: self.names[i].clone(),
             msg: format!("wiping {}: {e}", dir.display()),
         };
-        std::fs::remove_dir_all(dir).map_err(fail)?;
-        std::fs::create_dir_all(dir).map_err(fail)?;
+        let mut disk = self.disk(i);
+        if let Some(fs) = disk.as_mut() {
+            // A new, empty disk: nothing of the old one may come back at a power loss.
+            fs.wipe().map_err(|e| fail(e.to_string()))?;
+        } else {
+            std::fs::remove_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        }
+        drop(disk);
         self.slot(i).rejoining = true;
         Ok(())
+    }
+
+    fn disk(&self, i: usize) -> std::sync::MutexGuard<'_, Option<PowerFs>> {
+        self.disks[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The second half of a power loss on node i (the nemesis has killed every target first,
+    /// so a coordinated power failure stops them together): wait for it to exit, then roll its
+    /// data dir back to what was durable (see [`powerfs`]). It stays down until restarted.
+    pub fn power_loss(&self, i: usize, torn_seed: Option<u64>) -> Result<Discarded, ClusterError> {
+        self.kill_and_wait(i, "its disk was not rolled back")?;
+        let mut disk = self.disk(i);
+        let fs = disk.as_mut().ok_or_else(|| ClusterError::Node {
+            node: self.names[i].clone(),
+            msg: "its data dir is not on the power-loss layer".into(),
+        })?;
+        fs.power_loss(torn_seed).map_err(|e| ClusterError::Node {
+            node: self.names[i].clone(),
+            msg: format!("power loss: {e}"),
+        })
+    }
+
+    /// The second half of a corrupt fault on node i (killed first by the nemesis): wait for it
+    /// to exit, copy its data dir (to repair it with, and for a later rollback), and damage one
+    /// file. `Ok(None)`: no file to damage. Until [`Cluster::settle_damaged`], an exit of the
+    /// node is its refusal of the damage, not a crash.
+    pub fn corrupt(
+        &self,
+        i: usize,
+        kinds: &[crate::spec::nemesis::DamageKind],
+        label: &str,
+        rng: &mut rand_chacha::ChaCha8Rng,
+    ) -> Result<Option<Damage>, ClusterError> {
+        self.kill_and_wait(i, "its data dir was not damaged")?;
+        let fail = |e: damage::DamageError| ClusterError::Node {
+            node: self.names[i].clone(),
+            msg: format!("corrupt: {e}"),
+        };
+        let mut copies = self.copies[i].lock().unwrap_or_else(|e| e.into_inner());
+        let seq = self
+            .copy_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let into = self.node_dirs[i].join("copies").join(seq.to_string());
+        let copy = damage::copy_dir(&self.data_dirs[i], &into, label).map_err(fail)?;
+        let plan = DamagePlan {
+            kinds: kinds.to_vec(),
+            node: i,
+            nodes: self.len(),
+            paths: self.corrupt_paths.clone(),
+        };
+        let done = damage::choose_and_apply(&self.data_dirs[i], &plan, rng, copies.last())
+            .map_err(fail)?;
+        copies.push(copy);
+        while copies.len() > 2 {
+            let old = copies.remove(0);
+            let _ = std::fs::remove_dir_all(&old.root);
+        }
+        drop(copies);
+        if done.is_some() {
+            self.slot(i).damaged = true;
+        }
+        Ok(done)
+    }
+
+    /// After a corrupt fault's restart: if node i has exited (it refused its damaged data),
+    /// put back the copy taken before the damage (an operator restoring the replica) and
+    /// return the exit status; the caller restarts it. `None`: it is running on the damage.
+    pub(crate) fn refused_damage(&self, i: usize) -> Result<Option<String>, ClusterError> {
+        let Some(status) = self.exit_status(i) else {
+            return Ok(None);
+        };
+        let copies = self.copies[i].lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = copies.last() {
+            damage::restore_dir(c, &self.data_dirs[i]).map_err(|e| ClusterError::Node {
+                node: self.names[i].clone(),
+                msg: format!("repairing the damaged data dir: {e}"),
+            })?;
+        }
+        Ok(Some(status.to_string()))
+    }
+
+    /// Node i has been seen to run after its damage (or was repaired): from now on its exits
+    /// are crashes again.
+    pub(crate) fn settle_damaged(&self, i: usize) {
+        self.slot(i).damaged = false;
     }
 
     /// How node i's current process ended, if it has.
@@ -367,7 +515,7 @@ impl Cluster {
         let mut out = Vec::new();
         for i in 0..self.len() {
             let mut s = self.slot(i);
-            if s.expected_down || s.crash_reported {
+            if s.expected_down || s.crash_reported || s.damaged {
                 continue;
             }
             if let Some(st) = s.proc.as_ref().and_then(|p| p.exited()) {
@@ -412,6 +560,31 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop_all(Duration::from_secs(2));
+        for (i, d) in self.disks.iter_mut().enumerate() {
+            let layer = d
+                .get_mut()
+                .map(Option::take)
+                .unwrap_or_else(|e| e.into_inner().take());
+            if layer.is_none() {
+                continue;
+            }
+            // Unmount, then leave the node's files where a run without the layer has them.
+            drop(layer);
+            let data = &self.data_dirs[i];
+            let disk = self.node_dirs[i].join("disk");
+            let moved = std::fs::remove_dir(data).and_then(|()| std::fs::rename(&disk, data));
+            if let Err(e) = moved {
+                eprintln!(
+                    "raftcheck: warning: {}: the node's files stay in {} ({e})",
+                    self.names[i],
+                    disk.display()
+                );
+            }
+            let _ = std::fs::remove_dir_all(self.node_dirs[i].join("disk-trash"));
+        }
+        for i in 0..self.copies.len() {
+            let _ = std::fs::remove_dir_all(self.node_dirs[i].join("copies"));
+        }
         let left = self
             .network
             .get_mut()

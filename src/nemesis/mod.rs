@@ -44,6 +44,16 @@ pub enum Action {
         /// Whom: the leader, or (any other target) one random node.
         target: Target,
     },
+    /// Kill the target's nodes and roll their data dirs back to what was durable.
+    PowerLoss {
+        /// Which nodes, resolved when the fault fires (`all`: a coordinated power failure).
+        target: Target,
+    },
+    /// Kill the target's nodes and damage one file of each one's data dir.
+    Corrupt {
+        /// Which nodes (from the spec's `corrupt_targets`), resolved when the fault fires.
+        target: Target,
+    },
 }
 
 impl Action {
@@ -55,6 +65,20 @@ impl Action {
             Action::Pause { .. } => FaultKind::Pause,
             Action::Partition { .. } => FaultKind::Partition,
             Action::Member { .. } => FaultKind::Member,
+            Action::PowerLoss { .. } => FaultKind::PowerLoss,
+            Action::Corrupt { .. } => FaultKind::Corrupt,
+        }
+    }
+
+    /// The node target of a fault that has one (every kind but partition).
+    pub fn target(&self) -> Option<Target> {
+        match *self {
+            Action::Kill { target }
+            | Action::Pause { target }
+            | Action::Member { target }
+            | Action::PowerLoss { target }
+            | Action::Corrupt { target } => Some(target),
+            Action::Partition { .. } => None,
         }
     }
 
@@ -159,6 +183,12 @@ pub fn schedule(
                         _ => Target::Random,
                     },
                 },
+                FaultKind::PowerLoss => Action::PowerLoss {
+                    target: spec.targets[rng.random_range(0..spec.targets.len())],
+                },
+                FaultKind::Corrupt => Action::Corrupt {
+                    target: spec.corrupt_targets[rng.random_range(0..spec.corrupt_targets.len())],
+                },
             })
             .collect();
         out.push(Planned {
@@ -260,7 +290,17 @@ pub(crate) fn hears(g: &Grudge, a: usize, b: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::nemesis::{default_partitions, default_targets};
+    use crate::spec::nemesis::{
+        default_corrupt_targets, default_damage, default_partitions, default_targets, Support,
+    };
+
+    fn support(partitions: bool, membership: bool) -> Support {
+        Support {
+            partitions,
+            membership,
+            ..Support::default()
+        }
+    }
 
     fn spec() -> NemesisSpec {
         NemesisSpec {
@@ -272,6 +312,9 @@ mod tests {
             jitter: 0.3,
             start_after_secs: 1.0,
             combinations: vec![],
+            torn_writes: true,
+            damage: default_damage(),
+            corrupt_targets: default_corrupt_targets(),
         }
     }
 
@@ -282,7 +325,7 @@ mod tests {
             vec![FaultKind::Kill, FaultKind::Partition],
             vec![FaultKind::Pause, FaultKind::Partition],
         ];
-        let kinds = s.kinds(true, false);
+        let kinds = s.kinds(support(true, false));
         let plan = schedule(&s, &kinds, 5, 30.0, 3);
         assert!(plan.len() >= 3);
         assert_eq!(
@@ -294,13 +337,13 @@ mod tests {
             vec![FaultKind::Pause, FaultKind::Partition]
         );
         // Without partitions (loopback) no combination that needs one is scheduled.
-        assert!(schedule(&s, &s.kinds(false, false), 5, 30.0, 3).is_empty());
+        assert!(schedule(&s, &s.kinds(support(false, false)), 5, 30.0, 3).is_empty());
         assert!(s.names_partition());
     }
 
     #[test]
     fn same_seed_same_schedule_and_faults_alternate_with_heals() {
-        let kinds = spec().kinds(true, false);
+        let kinds = spec().kinds(support(true, false));
         let a = schedule(&spec(), &kinds, 9, 30.0, 3);
         assert_eq!(a, schedule(&spec(), &kinds, 9, 30.0, 3));
         assert_ne!(a, schedule(&spec(), &kinds, 10, 30.0, 3));
@@ -331,7 +374,7 @@ mod tests {
     #[test]
     fn all_without_partitions_leaves_them_out() {
         assert_eq!(
-            spec().kinds(false, false),
+            spec().kinds(support(false, false)),
             vec![FaultKind::Kill, FaultKind::Pause]
         );
     }
@@ -339,7 +382,7 @@ mod tests {
     #[test]
     fn all_takes_membership_changes_where_supported_and_they_remove_one_node() {
         assert_eq!(
-            spec().kinds(false, true),
+            spec().kinds(support(false, true)),
             vec![FaultKind::Kill, FaultKind::Pause, FaultKind::Member]
         );
         let mut s = spec();
@@ -426,6 +469,10 @@ mod tests {
             "kill-fast",
             "isolate-leader",
             "isolate-random",
+            "power-loss",
+            "power-loss-all",
+            "corrupt",
+            "corrupt-bitflip",
         ] {
             let p = crate::spec::resolve("nemesis", "nemesis", name).unwrap();
             NemesisSpec::load(&p).unwrap();

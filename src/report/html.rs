@@ -683,6 +683,17 @@ impl<'a> FaultRow<'a> {
                 .join("; "),
             (None, None) => String::new(),
         };
+        // What a storage fault did, node by node, after any reason.
+        let storage: Vec<String> = e
+            .storage
+            .iter()
+            .map(|s| format!("{}: {}", s.node, s.summary))
+            .collect();
+        let detail = match (detail.is_empty(), storage.is_empty()) {
+            (_, true) => detail,
+            (true, false) => storage.join("; "),
+            (false, false) => format!("{detail}; {}", storage.join("; ")),
+        };
         FaultRow {
             time: e.time,
             event: e.event.name(),

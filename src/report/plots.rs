@@ -49,18 +49,15 @@ pub(crate) fn fault_color(k: FaultKind) -> RGBColor {
         FaultKind::Pause => RGBColor(230, 171, 2),
         FaultKind::Partition => RGBColor(90, 90, 90),
         FaultKind::Member => RGBColor(23, 190, 207),
+        FaultKind::PowerLoss => RGBColor(31, 119, 180),
+        FaultKind::Corrupt => RGBColor(140, 86, 75),
     }
 }
 
 const FAULT_ALPHA: f64 = 0.16;
 const LEADER_COLOR: RGBColor = RGBColor(0, 0, 0);
 const FUNS: [Fun; 4] = [Fun::Read, Fun::Write, Fun::Cas, Fun::Append];
-const KINDS: [FaultKind; 4] = [
-    FaultKind::Kill,
-    FaultKind::Pause,
-    FaultKind::Partition,
-    FaultKind::Member,
-];
+const KINDS: [FaultKind; 6] = FaultKind::ALL;
 const LEGEND_W: u32 = 190;
 
 /// Axis numbers without trailing zeros ("10", "0.5", "0.01").
@@ -631,6 +628,7 @@ mod tests {
             grudge: None,
             outcome: serde_json::from_value(serde_json::json!(outcome)).expect("an outcome"),
             reason: None,
+            storage: Vec::new(),
         }
     }
 

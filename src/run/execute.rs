@@ -104,6 +104,7 @@ pub(crate) fn execute(plan: &RunPlan, opts: &RunOptions) -> Result<Executed, Run
         &dir,
         &run_id,
         &opts.node_args,
+        plan.storage_layer,
     )?);
     let node_argv = (0..cluster.len())
         .map(|i| cluster.argv(i).to_vec())
@@ -202,6 +203,8 @@ pub(crate) fn execute(plan: &RunPlan, opts: &RunOptions) -> Result<Executed, Run
             seed: opts.seed,
             start,
             stop: stop.clone(),
+            torn_writes: plan.nemesis.torn_writes,
+            damage: plan.nemesis.damage.clone(),
         };
         let nem_task = tokio::spawn(nem.run(plan.schedule.clone()));
         let duration = Duration::from_secs_f64(plan.workload.duration_secs);
@@ -371,6 +374,7 @@ fn log_shapes_too_big(plan: &RunPlan, log: &JsonlSink) {
                 "{label} needs at least {} nodes; this cluster has {nodes}",
                 shape.min_nodes()
             )),
+            storage: Vec::new(),
         });
     }
 }

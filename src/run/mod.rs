@@ -106,6 +106,9 @@ pub struct RunOptions {
     pub subnet: Option<String>,
     /// Keep node data dirs after the run.
     pub keep_data: bool,
+    /// Mount data dirs on the power-loss layer even without power-loss faults
+    /// (`--storage-layer`), to measure what the layer costs.
+    pub storage_layer: bool,
     /// Seconds the checker may take before undecided keys make the run unknown; `None`: no limit.
     pub check_time_limit: Option<f64>,
     /// Draw a progress bar (only if stderr is a terminal).

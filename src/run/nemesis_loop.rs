@@ -4,9 +4,9 @@
 use crate::client::MembershipError;
 use crate::cluster::supervisor::Cluster;
 use crate::nemesis::{grudge, resolve_target, Action, Planned};
-use crate::spec::nemesis::{FaultKind, PartitionKind, Target};
-use crate::store::{FaultOutcome, JsonlSink, NemesisEvent, Phase};
-use rand::SeedableRng;
+use crate::spec::nemesis::{DamageKind, FaultKind, PartitionKind, Target};
+use crate::store::{FaultOutcome, JsonlSink, NemesisEvent, Phase, StorageEffect};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +31,15 @@ pub(crate) struct Nemesis {
     pub start: Instant,
     /// Set when the fault phase ends (or on Ctrl-C).
     pub stop: Arc<AtomicBool>,
+    /// Power losses keep a torn prefix of each node's last unsynced write.
+    pub torn_writes: bool,
+    /// The damage kinds a corrupt fault draws from.
+    pub damage: Vec<DamageKind>,
 }
+
+/// How long a restarted node has to refuse its damaged data dir before it counts as running
+/// on it (servers that check their files refuse at start-up, within milliseconds).
+const REFUSAL_WINDOW: Duration = Duration::from_secs(2);
 
 /// What a started fault needs for its heal.
 struct Active {
@@ -71,6 +79,7 @@ impl Nemesis {
         grudge: Option<BTreeMap<String, Vec<String>>>,
         outcome: FaultOutcome,
         reason: Option<String>,
+        storage: Vec<StorageEffect>,
     ) {
         let names: Vec<String> = nodes
             .iter()
@@ -86,6 +95,7 @@ impl Nemesis {
             grudge,
             outcome,
             reason,
+            storage,
         });
     }
 
@@ -107,6 +117,8 @@ impl Nemesis {
                 matches!(
                     x,
                     Action::Kill {
+                        target: Target::Staggered
+                    } | Action::PowerLoss {
                         target: Target::Staggered
                     }
                 )
@@ -179,6 +191,30 @@ impl Nemesis {
                     None,
                     outcome,
                     err.or(reason),
+                    Vec::new(),
+                );
+                self.monitor.set_fault(Some(label.clone()));
+                Some(Active {
+                    kind,
+                    label,
+                    nodes,
+                    wiped: false,
+                })
+            }
+            Action::PowerLoss { target } | Action::Corrupt { target } => {
+                let nodes = resolve_target(target, n, leader, rng);
+                let reason =
+                    (target == Target::Leader && leader.is_none()).then(|| self.no_leader_reason());
+                let (outcome, err, storage) = self.storage_fault(kind, &nodes, rng).await;
+                self.record(
+                    Phase::Start,
+                    kind,
+                    &label,
+                    &nodes,
+                    None,
+                    outcome,
+                    err.or(reason),
+                    storage,
                 );
                 self.monitor.set_fault(Some(label.clone()));
                 Some(Active {
@@ -208,6 +244,7 @@ impl Nemesis {
                         Some(format!(
                             "{label} needs at least 5 nodes; this cluster has {n}"
                         )),
+                        Vec::new(),
                     );
                     return None;
                 };
@@ -249,6 +286,7 @@ impl Nemesis {
                         (shape == PartitionKind::IsolateLeader && leader.is_none())
                             .then(|| self.no_leader_reason())
                     }),
+                    Vec::new(),
                 );
                 self.monitor.set_fault(Some(label.clone()));
                 Some(Active {
@@ -259,6 +297,122 @@ impl Nemesis {
                 })
             }
         }
+    }
+
+    /// Stop `nodes` and apply a power loss or a corruption to each one's data dir. Every target
+    /// is killed before any disk is touched, so a power loss of several nodes is one
+    /// coordinated failure. The outcome is installed when every node's disk was handled (a
+    /// power loss that found nothing unsynced still happened, and says so), skipped when a
+    /// corruption found no file to damage anywhere, failed on any error.
+    async fn storage_fault(
+        &self,
+        kind: FaultKind,
+        nodes: &[usize],
+        rng: &mut ChaCha8Rng,
+    ) -> (FaultOutcome, Option<String>, Vec<StorageEffect>) {
+        let seeds: Vec<u64> = nodes.iter().map(|_| rng.random()).collect();
+        let cluster = self.cluster.clone();
+        let targets = nodes.to_vec();
+        let torn = self.torn_writes;
+        let damage = self.damage.clone();
+        let label = format!("copy taken at {:.1} s", self.start.elapsed().as_secs_f64());
+        let res = tokio::task::spawn_blocking(move || {
+            let mut errors = Vec::new();
+            for &i in &targets {
+                if let Err(e) = cluster.kill(i) {
+                    errors.push(e.to_string());
+                }
+            }
+            let mut effects = Vec::new();
+            for (&i, seed) in targets.iter().zip(seeds) {
+                let node = cluster.names[i].clone();
+                if kind == FaultKind::PowerLoss {
+                    match cluster.power_loss(i, torn.then_some(seed)) {
+                        Ok(d) => effects.push(StorageEffect {
+                            node,
+                            summary: d.summary(),
+                            discarded: Some(d),
+                            damage: None,
+                        }),
+                        Err(e) => errors.push(e.to_string()),
+                    }
+                    continue;
+                }
+                let mut r = ChaCha8Rng::seed_from_u64(seed);
+                match cluster.corrupt(i, &damage, &label, &mut r) {
+                    Ok(Some(d)) => effects.push(StorageEffect {
+                        node,
+                        summary: d.summary(),
+                        discarded: None,
+                        damage: Some(d),
+                    }),
+                    Ok(None) => effects.push(StorageEffect {
+                        node,
+                        summary: "no file to damage (none is non-empty and matches \
+                                  corrupt_paths)"
+                            .into(),
+                        discarded: None,
+                        damage: None,
+                    }),
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            (effects, errors)
+        })
+        .await;
+        let (effects, errors) = match res {
+            Ok(x) => x,
+            Err(e) => (Vec::new(), vec![e.to_string()]),
+        };
+        if !errors.is_empty() {
+            return (FaultOutcome::Failed, Some(errors.join("; ")), effects);
+        }
+        if kind == FaultKind::Corrupt && effects.iter().all(|e| e.damage.is_none()) {
+            return (
+                FaultOutcome::Skipped,
+                Some("no node had a file to damage".into()),
+                effects,
+            );
+        }
+        (FaultOutcome::Installed, None, effects)
+    }
+
+    /// Heal a corrupt fault: restart the nodes, give each [`REFUSAL_WINDOW`] to refuse its
+    /// damaged data dir (exit), and restore the copy taken before the damage for those that
+    /// did, then start them again. The reason says who refused.
+    fn heal_corrupt(cluster: &Cluster, nodes: &[usize]) -> Result<Option<String>, String> {
+        cluster.restart(nodes).map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + REFUSAL_WINDOW;
+        let mut refused: Vec<(usize, String)> = Vec::new();
+        while Instant::now() < deadline && refused.len() < nodes.len() {
+            std::thread::sleep(Duration::from_millis(100));
+            for &i in nodes {
+                if refused.iter().any(|(j, _)| *j == i) {
+                    continue;
+                }
+                if let Some(status) = cluster.refused_damage(i).map_err(|e| e.to_string())? {
+                    refused.push((i, status));
+                }
+            }
+        }
+        let again: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
+        let restarted = cluster.restart(&again).map_err(|e| e.to_string());
+        for &i in nodes {
+            cluster.settle_damaged(i);
+        }
+        restarted?;
+        if refused.is_empty() {
+            return Ok(None);
+        }
+        let who: Vec<String> = refused
+            .iter()
+            .map(|(i, st)| format!("{} ({st})", cluster.names[*i]))
+            .collect();
+        Ok(Some(format!(
+            "refused its damaged data dir and was restored from the copy taken before the \
+             damage: {}",
+            who.join(", ")
+        )))
     }
 
     /// The node to send a membership request to: the leader the monitor knows, unless that is
@@ -315,6 +469,7 @@ impl Nemesis {
             None,
             outcome,
             reason,
+            Vec::new(),
         );
         Active {
             kind: FaultKind::Member,
@@ -375,33 +530,43 @@ impl Nemesis {
         Err(last)
     }
 
-    /// Second step of a staggered kill: the nodes the first step left running.
+    /// Second step of a staggered kill or power loss: the nodes the first step left running.
     async fn kill_the_rest(&self, a: &mut Active) {
         let rest: Vec<usize> = (0..self.cluster.len())
             .filter(|i| !a.nodes.contains(i))
             .collect();
-        let cluster = self.cluster.clone();
-        let r2 = rest.clone();
-        let res =
-            tokio::task::spawn_blocking(move || r2.iter().try_for_each(|&i| cluster.kill(i))).await;
-        let err = match res {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(e.to_string()),
-        };
-        let outcome = if err.is_none() {
-            FaultOutcome::Installed
+        let label = format!("{} (rest)", a.label);
+        let (outcome, err, storage) = if a.kind == FaultKind::PowerLoss {
+            let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x7265_7374 ^ rest.len() as u64);
+            self.storage_fault(FaultKind::PowerLoss, &rest, &mut rng)
+                .await
         } else {
-            FaultOutcome::Failed
+            let cluster = self.cluster.clone();
+            let r2 = rest.clone();
+            let res =
+                tokio::task::spawn_blocking(move || r2.iter().try_for_each(|&i| cluster.kill(i)))
+                    .await;
+            let err = match res {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            let outcome = if err.is_none() {
+                FaultOutcome::Installed
+            } else {
+                FaultOutcome::Failed
+            };
+            (outcome, err, Vec::new())
         };
         self.record(
             Phase::Start,
-            FaultKind::Kill,
-            &format!("{} (rest)", a.label),
+            a.kind,
+            &label,
             &rest,
             None,
             outcome,
             err,
+            storage,
         );
         a.nodes.extend(rest);
     }
@@ -422,6 +587,7 @@ impl Nemesis {
                 None,
                 outcome,
                 res.err(),
+                Vec::new(),
             );
             self.monitor.set_fault(None);
             return;
@@ -429,27 +595,39 @@ impl Nemesis {
         let cluster = self.cluster.clone();
         let nodes = a.nodes.clone();
         let kind = a.kind;
-        let res = tokio::task::spawn_blocking(move || match kind {
-            FaultKind::Kill | FaultKind::Member => cluster.restart(&nodes).map(|_| ()),
-            FaultKind::Pause => nodes.iter().try_for_each(|&i| cluster.resume(i)),
-            FaultKind::Partition => cluster
-                .network
-                .lock()
-                .map_err(|_| crate::cluster::ClusterError::Other("network lock poisoned".into()))
-                .and_then(|n| n.heal()),
+        let res = tokio::task::spawn_blocking(move || {
+            let done = match kind {
+                FaultKind::Kill | FaultKind::Member | FaultKind::PowerLoss => {
+                    cluster.restart(&nodes).map(|_| ())
+                }
+                FaultKind::Corrupt => return Nemesis::heal_corrupt(&cluster, &nodes),
+                FaultKind::Pause => nodes.iter().try_for_each(|&i| cluster.resume(i)),
+                FaultKind::Partition => cluster
+                    .network
+                    .lock()
+                    .map_err(|_| {
+                        crate::cluster::ClusterError::Other("network lock poisoned".into())
+                    })
+                    .and_then(|n| n.heal()),
+            };
+            done.map(|()| None).map_err(|e| e.to_string())
         })
         .await;
-        let err = match res {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(e) => Some(e.to_string()),
+        let (outcome, reason) = match res {
+            Ok(Ok(note)) => (FaultOutcome::Healed, note),
+            Ok(Err(e)) => (FaultOutcome::Failed, Some(e)),
+            Err(e) => (FaultOutcome::Failed, Some(e.to_string())),
         };
-        let outcome = if err.is_none() {
-            FaultOutcome::Healed
-        } else {
-            FaultOutcome::Failed
-        };
-        self.record(Phase::Stop, a.kind, &a.label, &a.nodes, None, outcome, err);
+        self.record(
+            Phase::Stop,
+            a.kind,
+            &a.label,
+            &a.nodes,
+            None,
+            outcome,
+            reason,
+            Vec::new(),
+        );
         self.monitor.set_fault(None);
     }
 }

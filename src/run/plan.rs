@@ -8,7 +8,7 @@ use crate::analysis::Asked;
 use crate::cluster::find_binary;
 use crate::cluster::net::{parse_subnet24, NetMode, Network};
 use crate::nemesis::{schedule, Planned};
-use crate::spec::nemesis::{FaultKind, NemesisSpec};
+use crate::spec::nemesis::{FaultKind, NemesisSpec, Support};
 use crate::spec::workload::WorkloadSpec;
 use crate::spec::{resolve, ClusterSpec};
 use std::collections::BTreeMap;
@@ -38,6 +38,9 @@ pub struct RunPlan {
     /// Every fault the nemesis will inject, with its start and end, drawn from the seed before the
     /// run starts.
     pub schedule: Vec<Planned>,
+    /// Mount every data dir on the power-loss layer: the nemesis has power-loss faults, or
+    /// `--storage-layer` asked for it (to measure the layer's cost).
+    pub storage_layer: bool,
 }
 
 fn stem(name: &str) -> String {
@@ -117,7 +120,28 @@ impl RunPlan {
                 cluster_path.display()
             )));
         }
-        let kinds = nemesis.kinds(partitions_ok, membership_why.is_none());
+        let layer_why = crate::cluster::powerfs::available()
+            .err()
+            .map(|e| e.to_string());
+        if let Some(why) = &layer_why {
+            if nemesis.names(FaultKind::PowerLoss) {
+                return Err(RunError::Invalid(format!(
+                    "{}: power-loss faults run on raftcheck's FUSE layer, and {why}",
+                    nemesis_path.display()
+                )));
+            }
+            if opts.storage_layer {
+                return Err(RunError::Invalid(format!("--storage-layer: {why}")));
+            }
+        }
+        let survives = |k: FaultKind| cluster.survives.contains(&k);
+        let support = Support {
+            partitions: partitions_ok,
+            membership: membership_why.is_none(),
+            power_loss: layer_why.is_none() && survives(FaultKind::PowerLoss),
+            corrupt: survives(FaultKind::Corrupt),
+        };
+        let kinds = nemesis.kinds(support);
         let wants_all = nemesis.faults.iter().any(|f| f == "all");
         let mut unsupported = BTreeMap::new();
         if !partitions_ok && wants_all {
@@ -129,6 +153,20 @@ impl RunPlan {
         if let (Some(why), true) = (&membership_why, wants_all) {
             unsupported.insert("member".to_string(), format!("skipped: {why}"));
         }
+        for kind in [FaultKind::PowerLoss, FaultKind::Corrupt] {
+            if !wants_all || kinds.contains(&kind) {
+                continue;
+            }
+            let why = match &layer_why {
+                Some(why) if survives(kind) => format!("skipped: {why}"),
+                _ => format!(
+                    "skipped: {} does not list {} in survives",
+                    cluster_path.display(),
+                    kind.name()
+                ),
+            };
+            unsupported.insert(kind.name().to_string(), why);
+        }
         let schedule = schedule(
             &nemesis,
             &kinds,
@@ -136,6 +174,7 @@ impl RunPlan {
             workload.duration_secs,
             cluster.nodes,
         );
+        let storage_layer = opts.storage_layer || kinds.contains(&FaultKind::PowerLoss);
         let asked = Asked {
             planned: schedule
                 .iter()
@@ -162,6 +201,7 @@ impl RunPlan {
             net_reason,
             asked,
             schedule,
+            storage_layer,
         })
     }
 }

@@ -321,6 +321,15 @@ pub struct ClusterSpec {
     /// or it would bootstrap a fresh cluster of its own. Empty: no membership fault.
     #[serde(default)]
     pub rejoin_args: Vec<String>,
+    /// Storage faults the server promises to survive, which a nemesis's "all" then includes:
+    /// `power-loss` (unsynced writes lost) and `corrupt` (one file of a minority's data dirs
+    /// damaged). A nemesis that names one runs it whatever this says. Empty: "all" has neither.
+    #[serde(default)]
+    pub survives: Vec<nemesis::FaultKind>,
+    /// Which files of a data dir the corrupt fault may damage: glob patterns relative to the
+    /// data dir (`wal`, `member/wal/*.wal`). Empty: any file.
+    #[serde(default)]
+    pub corrupt_paths: Vec<String>,
 }
 
 fn default_nodes() -> usize {
@@ -411,6 +420,35 @@ impl ClusterSpec {
                     ))
                 }
                 Ok(None) => {}
+            }
+        }
+        for (i, k) in spec.survives.iter().enumerate() {
+            if !matches!(
+                k,
+                nemesis::FaultKind::PowerLoss | nemesis::FaultKind::Corrupt
+            ) {
+                return Err(bad(
+                    &format!("survives[{i}]"),
+                    format!(
+                        "{:?} is not a storage fault; survives lists power-loss and corrupt \
+                         (every server is expected to survive the others)",
+                        k.name()
+                    ),
+                ));
+            }
+        }
+        for (i, p) in spec.corrupt_paths.iter().enumerate() {
+            if let Err(e) = glob::Pattern::new(p) {
+                return Err(bad(
+                    &format!("corrupt_paths[{i}]"),
+                    format!("{p:?} is not a glob pattern: {e}"),
+                ));
+            }
+            if p.starts_with('/') {
+                return Err(bad(
+                    &format!("corrupt_paths[{i}]"),
+                    format!("{p:?} must be relative to the data dir"),
+                ));
             }
         }
         if crate::client::adapter_kind(&spec.client).is_some() {

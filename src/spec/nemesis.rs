@@ -21,6 +21,39 @@ pub enum FaultKind {
     /// Remove one node from the configuration (through the leader), kill it and wipe its data
     /// dir; at heal, start it empty and add it back. Needs an adapter that changes membership.
     Member,
+    /// SIGKILL, then roll the node's data dir back to what was durable (the FUSE power-loss
+    /// layer: unsynced data and directory operations lost, optionally a torn last write);
+    /// restarted on the same dir at heal. Needs root and /dev/fuse.
+    PowerLoss,
+    /// SIGKILL, then damage one file of the node's data dir (truncate, flip bits, or roll it
+    /// back to an earlier copy); restarted at heal. A minority by default.
+    Corrupt,
+}
+
+/// A kind of damage the `corrupt` fault does to a stopped node's file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DamageKind {
+    /// Cut a seeded number of bytes off the end of the file.
+    Truncate,
+    /// Flip seeded bits in one chunk of the file (a different chunk on every node).
+    Bitflip,
+    /// Put back a copy of the file taken earlier in the run.
+    Rollback,
+}
+
+/// Which fault kinds a run can use, from its network mode, adapter, cluster spec and machine;
+/// "all" takes every supported kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Support {
+    /// netns mode: partitions.
+    pub partitions: bool,
+    /// The adapter changes membership and the spec has rejoin_args.
+    pub membership: bool,
+    /// The cluster spec survives power loss and the machine can serve the layer.
+    pub power_loss: bool,
+    /// The cluster spec survives corruption of a minority.
+    pub corrupt: bool,
 }
 
 impl FaultKind {
@@ -31,7 +64,30 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Partition => "partition",
             FaultKind::Member => "member",
+            FaultKind::PowerLoss => "power-loss",
+            FaultKind::Corrupt => "corrupt",
         }
+    }
+
+    /// Whether the fault stops nodes itself (kill, power loss, corruption, membership): two
+    /// such kinds in one combination would fight over the same nodes.
+    pub(crate) fn stops_nodes(self) -> bool {
+        !matches!(self, FaultKind::Partition)
+    }
+
+    /// Every kind, in the order `all` lists them.
+    pub(crate) const ALL: [FaultKind; 6] = [
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Partition,
+        FaultKind::Member,
+        FaultKind::PowerLoss,
+        FaultKind::Corrupt,
+    ];
+
+    /// The kind a spec's `faults` entry names, if any (`all` is not a kind).
+    pub(crate) fn parse(name: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|k| k.name() == name)
     }
 }
 
@@ -114,6 +170,31 @@ pub struct NemesisSpec {
     /// scheduled fault takes the next combination (empty: one kind at a time).
     #[serde(default)]
     pub combinations: Vec<Vec<FaultKind>>,
+    /// Power loss also keeps a torn prefix (cut at a seeded byte) of each node's last write not
+    /// yet durable, as a write in flight when the power went might leave.
+    #[serde(default = "yes")]
+    pub torn_writes: bool,
+    /// Kinds of damage a corrupt fault draws from.
+    #[serde(default = "default_damage")]
+    pub damage: Vec<DamageKind>,
+    /// Targets of a corrupt fault; a minority by default, since a server need not survive the
+    /// same damage on every replica.
+    #[serde(default = "default_corrupt_targets")]
+    pub corrupt_targets: Vec<Target>,
+}
+
+fn yes() -> bool {
+    true
+}
+pub(crate) fn default_damage() -> Vec<DamageKind> {
+    vec![
+        DamageKind::Truncate,
+        DamageKind::Bitflip,
+        DamageKind::Rollback,
+    ]
+}
+pub(crate) fn default_corrupt_targets() -> Vec<Target> {
+    vec![Target::Minority]
 }
 
 pub(crate) fn default_targets() -> Vec<Target> {
@@ -148,18 +229,30 @@ impl NemesisSpec {
             msg,
         };
         for f in &s.faults {
-            if !matches!(
-                f.as_str(),
-                "all" | "kill" | "pause" | "partition" | "member"
-            ) {
+            if f != "all" && FaultKind::parse(f).is_none() {
                 return Err(bad(
                     "faults",
-                    format!("unknown fault {f:?}; expected kill, pause, partition, member or all"),
+                    format!(
+                        "unknown fault {f:?}; expected kill, pause, partition, member, \
+                         power-loss, corrupt or all"
+                    ),
                 ));
             }
         }
         if s.targets.is_empty() {
             return Err(bad("targets", "must name at least one target".into()));
+        }
+        if s.corrupt_targets.is_empty() {
+            return Err(bad(
+                "corrupt_targets",
+                "must name at least one target".into(),
+            ));
+        }
+        if s.damage.is_empty() {
+            return Err(bad(
+                "damage",
+                "must name at least one kind of damage".into(),
+            ));
         }
         if s.partitions.is_empty() {
             return Err(bad("partitions", "must name at least one shape".into()));
@@ -186,16 +279,24 @@ impl NemesisSpec {
                     format!("{c:?}: each needs distinct kinds"),
                 ));
             }
-            if c.contains(&FaultKind::Kill) && c.contains(&FaultKind::Pause) {
-                return Err(bad(
-                    "combinations",
-                    "kill and pause would fight over the same nodes".into(),
-                ));
-            }
             if c.contains(&FaultKind::Member) && c.len() > 1 {
                 return Err(bad(
                     "combinations",
                     "a membership change runs alone (it kills and restarts a node itself)".into(),
+                ));
+            }
+            let stoppers: Vec<&str> = c
+                .iter()
+                .filter(|k| k.stops_nodes())
+                .map(|k| k.name())
+                .collect();
+            if stoppers.len() > 1 {
+                return Err(bad(
+                    "combinations",
+                    format!(
+                        "{} would fight over the same nodes; combine one of them with partition",
+                        stoppers.join(" and ")
+                    ),
                 ));
             }
         }
@@ -216,17 +317,15 @@ impl NemesisSpec {
         self.names(FaultKind::Partition)
     }
 
-    /// The fault kinds to use where partitions and membership changes are (or are not)
-    /// supported; "all" takes every supported kind.
-    pub(crate) fn kinds(
-        &self,
-        partitions_supported: bool,
-        membership_supported: bool,
-    ) -> Vec<FaultKind> {
+    /// The fault kinds to use given what the run supports: the kinds named (in `faults` or a
+    /// combination) that are supported, and for "all" every supported kind.
+    pub(crate) fn kinds(&self, support: Support) -> Vec<FaultKind> {
         let supported = |x: FaultKind| match x {
-            FaultKind::Partition => partitions_supported,
-            FaultKind::Member => membership_supported,
-            _ => true,
+            FaultKind::Partition => support.partitions,
+            FaultKind::Member => support.membership,
+            FaultKind::PowerLoss => support.power_loss,
+            FaultKind::Corrupt => support.corrupt,
+            FaultKind::Kill | FaultKind::Pause => true,
         };
         let mut k: BTreeSet<FaultKind> = self
             .combinations
@@ -236,29 +335,11 @@ impl NemesisSpec {
             .filter(|&x| supported(x))
             .collect();
         for f in &self.faults {
-            match f.as_str() {
-                "kill" => {
-                    k.insert(FaultKind::Kill);
+            match FaultKind::parse(f) {
+                Some(kind) => {
+                    k.insert(kind);
                 }
-                "pause" => {
-                    k.insert(FaultKind::Pause);
-                }
-                "partition" => {
-                    k.insert(FaultKind::Partition);
-                }
-                "member" => {
-                    k.insert(FaultKind::Member);
-                }
-                _ => {
-                    k.insert(FaultKind::Kill);
-                    k.insert(FaultKind::Pause);
-                    if partitions_supported {
-                        k.insert(FaultKind::Partition);
-                    }
-                    if membership_supported {
-                        k.insert(FaultKind::Member);
-                    }
-                }
+                None => k.extend(FaultKind::ALL.into_iter().filter(|&x| supported(x))),
             }
         }
         k.into_iter().collect()

@@ -34,6 +34,26 @@ pub struct NemesisEvent {
     /// Why skipped or failed, or how the target was chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Power-loss and corrupt starts: per node, what its disk lost or how it was damaged, so a
+    /// report shows the fault did something (or says that it found nothing to discard).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage: Vec<StorageEffect>,
+}
+
+/// What a storage fault did to one node's data dir.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageEffect {
+    /// The node (`n2`).
+    pub node: String,
+    /// One line for people: "2 file(s), 4,120 byte(s), 1 directory op(s) undone", "bitflip
+    /// wal at 8192+4096 (3 bits)", or why nothing was done.
+    pub summary: String,
+    /// A power loss: what was discarded, file by file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discarded: Option<crate::cluster::powerfs::Discarded>,
+    /// A corrupt fault: exactly what was damaged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damage: Option<crate::cluster::damage::Damage>,
 }
 
 /// Which end of a fault a nemesis.jsonl line records.

@@ -22,7 +22,7 @@ pub mod matrix;
 pub mod results;
 pub mod sink;
 
-pub use events::{FaultOutcome, NemesisEvent, Phase, Sample};
+pub use events::{FaultOutcome, NemesisEvent, Phase, Sample, StorageEffect};
 pub use results::{
     Conclusion, Exercised, FaultCounts, LeaderChange, OpCounts, Quantiles, RunResults,
     Unavailability, UnavailableWindow, Violation,
