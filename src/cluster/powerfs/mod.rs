@@ -198,7 +198,12 @@ impl PowerFs {
         Ok(())
     }
 
-    /// Detach the mount and wait (bounded) for the session thread to end.
+    /// Detach the mount and end the session. Nodes started with `ip netns exec` live in mount
+    /// namespaces that copied every mount there was when they started (this machine's `/` is
+    /// private, so nothing propagates): a copy of this mount can outlive our unmount there,
+    /// keeping the FUSE connection alive. With our mount detached, fuser's own unmount then
+    /// finds nothing at the mount point and returns at once, and the old session idles on an
+    /// empty state until those copies go; it can never unmount the next session's mount.
     fn stop_session(&mut self) {
         let Some(s) = self.session.take() else {
             return;
@@ -206,12 +211,12 @@ impl PowerFs {
         detach(&self.mountpoint);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _ = tx.send(s.join());
+            let _ = tx.send(s.umount_and_join());
         });
         if rx.recv_timeout(Duration::from_secs(10)).is_err() {
             tracing::warn!(
-                "{}: the FUSE session did not end within 10 s of unmounting (a process still \
-                 has a file open on it)",
+                "{}: the FUSE session did not end within 10 s of unmounting (a process of \
+                 raftcheck's still has a file open on it)",
                 self.mountpoint.display()
             );
         }

@@ -334,3 +334,35 @@ fn random_operation_sequences_match_the_durability_model() {
         );
     }
 }
+
+#[test]
+fn a_copy_of_the_mount_in_another_namespace_neither_delays_nor_unmounts_the_next_one() {
+    let Some((_d, mut fs, mp)) = layer("netnscopy") else {
+        return;
+    };
+    fs::write(mp.join("x"), b"1").unwrap();
+    // Another node's `ip netns exec` namespace, holding a copy of this mount.
+    let mut other = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    let lost = fs.power_loss(None).unwrap();
+    // Not the 10 s wait for a session that cannot end while the copy lives.
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(lost.dir_ops, vec!["created x".to_string()]);
+    // The copy goes: the old session ends without touching the new mount.
+    other.kill().unwrap();
+    other.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mpc = fs::canonicalize(&mp).unwrap();
+    assert!(mounts().iter().any(|(_, p)| *p == mpc), "{:?}", mounts());
+    fs::write(mp.join("y"), b"2").unwrap();
+    assert_eq!(fs::read(mp.join("y")).unwrap(), b"2");
+    assert!(fs.power_loss(None).unwrap().dir_ops == vec!["created y".to_string()]);
+}
