@@ -111,7 +111,7 @@ impl Cluster {
         run_dir: &Path,
         run_id: &str,
         extra_args: &[String],
-        storage_layer: bool,
+        storage_layer: Option<powerfs::DirModel>,
     ) -> Result<Cluster, ClusterError> {
         let hosts = network.hosts();
         let n = hosts.len();
@@ -168,12 +168,13 @@ impl Cluster {
                 msg: format!("creating {}: {e}", data.display()),
             })?;
             let data = std::fs::canonicalize(&data).unwrap_or(data);
-            let disk = if storage_layer {
+            let disk = if let Some(model) = storage_layer {
                 let fs = PowerFs::mount(
                     &data,
                     &node_dir.join("disk"),
                     &node_dir.join("disk-trash"),
                     &powerfs::fs_name(run_id, &names[i]),
+                    model,
                 )
                 .map_err(|e| ClusterError::Node {
                     node: names[i].clone(),

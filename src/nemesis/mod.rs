@@ -313,6 +313,7 @@ mod tests {
             start_after_secs: 1.0,
             combinations: vec![],
             torn_writes: true,
+            fs_model: Default::default(),
             damage: default_damage(),
             corrupt_targets: default_corrupt_targets(),
         }
@@ -471,6 +472,7 @@ mod tests {
             "isolate-random",
             "power-loss",
             "power-loss-all",
+            "power-loss-journaled",
             "corrupt",
             "corrupt-bitflip",
         ] {

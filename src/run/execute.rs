@@ -104,7 +104,7 @@ pub(crate) fn execute(plan: &RunPlan, opts: &RunOptions) -> Result<Executed, Run
         &dir,
         &run_id,
         &opts.node_args,
-        plan.storage_layer,
+        plan.storage_layer.then_some(plan.nemesis.fs_model),
     )?);
     let node_argv = (0..cluster.len())
         .map(|i| cluster.argv(i).to_vec())

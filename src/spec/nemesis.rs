@@ -30,6 +30,19 @@ pub enum FaultKind {
     Corrupt,
 }
 
+/// When a directory operation becomes durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DirModel {
+    /// POSIX's promise: only an fsync of the directory itself (the reading ALICE calls
+    /// pessimistic; btrfs comes close to it).
+    #[default]
+    Posix,
+    /// A journalling file system such as ext4 (data=ordered) or XFS: any fsync commits the
+    /// journal, and with it every directory operation made before it.
+    Journaled,
+}
+
 /// A kind of damage the `corrupt` fault does to a stopped node's file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -174,6 +187,10 @@ pub struct NemesisSpec {
     /// yet durable, as a write in flight when the power went might leave.
     #[serde(default = "yes")]
     pub torn_writes: bool,
+    /// When the power-loss layer takes a directory operation for durable: `posix` (only an
+    /// fsync of that directory; the default) or `journaled` (any fsync, as ext4 and XFS).
+    #[serde(default)]
+    pub fs_model: DirModel,
     /// Kinds of damage a corrupt fault draws from.
     #[serde(default = "default_damage")]
     pub damage: Vec<DamageKind>,

@@ -14,6 +14,7 @@
 //! One request is served at a time (one session thread, one lock), so the undo information
 //! always matches the backing files.
 
+pub use crate::spec::nemesis::DirModel;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
     OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
@@ -158,10 +159,12 @@ pub(super) struct State {
     trash_seq: u64,
     /// Operations served, for tests and diagnostics.
     pub fsyncs: u64,
+    /// How directory operations become durable.
+    pub model: DirModel,
 }
 
 impl State {
-    pub(super) fn new(backing: PathBuf, trash: PathBuf) -> State {
+    pub(super) fn new(backing: PathBuf, trash: PathBuf, model: DirModel) -> State {
         let mut s = State {
             backing: backing.clone(),
             trash,
@@ -175,6 +178,7 @@ impl State {
             last_write: None,
             trash_seq: 0,
             fsyncs: 0,
+            model,
         };
         s.paths.insert(1, backing.clone());
         s.inos.insert(backing, 1);
@@ -284,6 +288,9 @@ impl State {
         if sync {
             file.sync_data().map_err(errno)?;
             self.synced(ino);
+            if self.model == DirModel::Journaled {
+                self.dir_synced(None);
+            }
         } else {
             let keep = data.len().min(LAST_WRITE_MAX);
             self.last_write = Some(LastWrite {
@@ -340,12 +347,12 @@ impl State {
         Ok(attr(ino, &md))
     }
 
-    /// Mark every directory operation an fsync of `dir` makes durable, and empty the trash of
-    /// removals that are now final.
-    fn dir_synced(&mut self, dir: u64) {
+    /// Mark every directory operation an fsync of `dir` makes durable (`None`: every one, a
+    /// journal commit), and empty the trash of removals that are now final.
+    fn dir_synced(&mut self, dir: Option<u64>) {
         let mut keep = Vec::new();
         for op in std::mem::take(&mut self.dir_ops) {
-            if !op.synced_by(dir) {
+            if dir.is_some_and(|d| !op.synced_by(d)) {
                 keep.push(op);
                 continue;
             }
@@ -846,6 +853,9 @@ impl Filesystem for PowerLossFs {
             Ok(()) => {
                 s.fsyncs += 1;
                 s.synced(ino.0);
+                if s.model == DirModel::Journaled {
+                    s.dir_synced(None);
+                }
                 reply.ok()
             }
             Err(e) => reply.error(errno(e)),
@@ -921,7 +931,8 @@ impl Filesystem for PowerLossFs {
         match r {
             Ok(()) => {
                 s.fsyncs += 1;
-                s.dir_synced(ino.0);
+                let model = s.model;
+                s.dir_synced((model == DirModel::Posix).then_some(ino.0));
                 reply.ok()
             }
             Err(e) => reply.error(e),

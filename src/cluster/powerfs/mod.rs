@@ -7,7 +7,10 @@
 //!   through an `O_SYNC`/`O_DSYNC` handle); `close` makes nothing durable;
 //! - a directory entry created, removed or renamed is durable only once that directory is
 //!   fsynced (a rename between two directories, once either is); fsyncing a new file does not
-//!   make its name durable;
+//!   make its name durable. That is POSIX's promise ([`DirModel::Posix`], the default). Real
+//!   journalling file systems (ext4 data=ordered, XFS) commit every earlier directory operation
+//!   with any fsync; [`DirModel::Journaled`] models that, for telling a server's reliance on
+//!   the journal from a bug that loses data on ext4 too;
 //! - at a power loss every file goes back to its durable contents and length, every directory
 //!   operation not yet durable is undone (newest first), and optionally the last write not yet
 //!   durable survives as a torn prefix cut at a seeded byte.
@@ -25,6 +28,7 @@
 
 mod fs;
 
+pub use fs::DirModel;
 use fs::{remove_any, DirOp, PowerLossFs, State};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -150,6 +154,7 @@ pub struct PowerFs {
     backing: PathBuf,
     trash: PathBuf,
     fsname: String,
+    model: DirModel,
     state: Arc<Mutex<State>>,
     session: Option<fuser::BackgroundSession>,
 }
@@ -163,6 +168,7 @@ impl PowerFs {
         backing: &Path,
         trash: &Path,
         fsname: &str,
+        model: DirModel,
     ) -> Result<PowerFs, DiskError> {
         available()?;
         for d in [mountpoint, backing, trash] {
@@ -172,10 +178,15 @@ impl PowerFs {
         let trash = std::fs::canonicalize(trash).map_err(io_err(trash))?;
         let mut p = PowerFs {
             mountpoint: mountpoint.to_path_buf(),
-            state: Arc::new(Mutex::new(State::new(backing.clone(), trash.clone()))),
+            state: Arc::new(Mutex::new(State::new(
+                backing.clone(),
+                trash.clone(),
+                model,
+            ))),
             backing,
             trash,
             fsname: fsname.to_string(),
+            model,
             session: None,
         };
         p.start_session()?;
@@ -226,7 +237,7 @@ impl PowerFs {
     /// shared cell: a session that outlived its unmount (a process still holding a file open)
     /// then finds no handles and cannot touch the files being rolled back.
     fn fresh_state(&mut self) -> State {
-        let blank = || State::new(self.backing.clone(), self.trash.clone());
+        let blank = || State::new(self.backing.clone(), self.trash.clone(), self.model);
         let old = std::mem::replace(&mut self.state, Arc::new(Mutex::new(blank())));
         let mut guard = old.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::replace(&mut *guard, blank())

@@ -24,6 +24,11 @@ fn layer(tag: &str) -> Option<(tempfile::TempDir, PowerFs, PathBuf)> {
         &d.path().join("disk"),
         &d.path().join("disk-trash"),
         &format!("raftcheck-test-{tag}-{}", std::process::id()),
+        if tag == "journaled" {
+            DirModel::Journaled
+        } else {
+            DirModel::Posix
+        },
     )
     .unwrap();
     Some((d, fs, mp))
@@ -365,4 +370,22 @@ fn a_copy_of_the_mount_in_another_namespace_neither_delays_nor_unmounts_the_next
     fs::write(mp.join("y"), b"2").unwrap();
     assert_eq!(fs::read(mp.join("y")).unwrap(), b"2");
     assert!(fs.power_loss(None).unwrap().dir_ops == vec!["created y".to_string()]);
+}
+
+#[test]
+fn under_the_journaled_model_any_fsync_commits_earlier_directory_operations() {
+    let Some((_d, mut fs, mp)) = layer("journaled") else {
+        return;
+    };
+    fs::create_dir(mp.join("member")).unwrap();
+    let mut f = File::create(mp.join("member/wal")).unwrap();
+    f.write_all(b"entry").unwrap();
+    f.sync_all().unwrap();
+    // Made after the last fsync: lost even here.
+    File::create(mp.join("later")).unwrap();
+    drop(f);
+    let lost = fs.power_loss(None).unwrap();
+    assert_eq!(fs::read(mp.join("member/wal")).unwrap(), b"entry");
+    assert!(!mp.join("later").exists());
+    assert_eq!(lost.dir_ops, vec!["created later".to_string()]);
 }
