@@ -109,6 +109,12 @@ fn leftovers(run_id: &str) -> Vec<String> {
             }
         }
     }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for l in mounts.lines() {
+        if l.contains(&format!("raftcheck-{run_id}-")) {
+            left.push(format!("mount {l}"));
+        }
+    }
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
         let needle = format!("RAFTCHECK_RUN_ID={run_id}");
@@ -216,6 +222,181 @@ fn installed(r: &serde_json::Value, label_prefix: &str) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// Root and /dev/fuse for the power-loss layer, raftkv built, netns mode; or a visible skip.
+fn storage_faults_possible() -> bool {
+    require(raftkv_built(), "raftkv binary not built next to raftcheck")
+        && require(netns_possible(), "netns mode needs root, ip and iptables")
+        && require(
+            Path::new("/dev/fuse").exists(),
+            "the power-loss layer needs /dev/fuse",
+        )
+}
+
+/// nemesis.jsonl of the one run under `results`.
+fn nemesis_lines(results: &Path) -> Vec<serde_json::Value> {
+    let r = results_json(results);
+    let dir = find_run_dir(results, r["run_id"].as_str().expect("run id"));
+    std::fs::read_to_string(dir.join("nemesis.jsonl"))
+        .expect("nemesis.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn find_run_dir(results: &Path, _run_id: &str) -> PathBuf {
+    let mut stack = vec![results.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if d.join("results.json").is_file() {
+            return d;
+        }
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    panic!("no run dir under {}", results.display());
+}
+
+#[test]
+fn raftkv_under_power_loss_is_valid_says_what_each_loss_discarded_and_leaves_no_mount() {
+    let _g = serial();
+    if !storage_faults_possible() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("results");
+    let r = valid_run_in(
+        &results,
+        "raftkv",
+        "list-append",
+        "power-loss",
+        15,
+        &["--keep-data"],
+    );
+    assert!(installed(&r, "power-loss") >= 2, "{r:#}");
+    let starts: Vec<serde_json::Value> = nemesis_lines(&results)
+        .into_iter()
+        .filter(|l| l["event"] == "start" && l["outcome"] == "installed")
+        .collect();
+    assert!(!starts.is_empty());
+    for l in &starts {
+        let nodes = l["nodes"].as_array().expect("nodes").len();
+        let storage = l["storage"].as_array().expect("a storage effect per node");
+        assert_eq!(storage.len(), nodes, "{l}");
+        for e in storage {
+            assert!(e["discarded"].is_object(), "{e}");
+            assert!(!e["summary"].as_str().unwrap_or("").is_empty(), "{e}");
+        }
+    }
+    // --keep-data: the node's files are back in nodes/nK/data, not on a mount.
+    let run = find_run_dir(&results, "");
+    assert!(run.join("nodes/n1/data/wal").is_file());
+    assert!(!run.join("nodes/n1/disk").exists());
+}
+
+#[test]
+fn raftkv_under_corruption_of_a_minority_is_valid() {
+    let _g = serial();
+    if !storage_faults_possible() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("results");
+    let r = valid_run_in(&results, "raftkv", "list-append", "corrupt", 15, &[]);
+    assert!(installed(&r, "corrupt") >= 2, "{r:#}");
+    let damaged: Vec<serde_json::Value> = nemesis_lines(&results)
+        .into_iter()
+        .filter(|l| l["event"] == "start")
+        .flat_map(|l| l["storage"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(!damaged.is_empty());
+    for d in &damaged {
+        let dmg = &d["damage"];
+        assert!(dmg["file"].is_string() && dmg["offset"].is_u64() && dmg["length"].is_u64());
+        assert!(["truncate", "bitflip", "rollback"].contains(&dmg["kind"].as_str().unwrap_or("")));
+    }
+}
+
+#[test]
+fn power_loss_without_root_is_exit_2_with_the_reason() {
+    let _g = serial();
+    if !require(have("setpriv"), "setpriv (util-linux) not installed")
+        || !require(
+            nix::unistd::geteuid().is_root(),
+            "dropping to another user needs root",
+        )
+    {
+        return;
+    }
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_raftcheck"))
+        .args([
+            "run",
+            "--net",
+            "loopback",
+            "--nemesis",
+            "power-loss",
+            "--results",
+            "/nonexistent-raftcheck-results",
+        ])
+        .output()
+        .expect("setpriv");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("power-loss") && err.contains("needs root"),
+        "{err}"
+    );
+}
+
+#[test]
+fn clean_unmounts_what_a_killed_power_loss_run_left() {
+    let _g = serial();
+    if !storage_faults_possible() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results: PathBuf = dir.path().join("results");
+    let mut run = BackgroundRun::start(
+        &[
+            "run",
+            "--nemesis",
+            "power-loss",
+            "--time-limit",
+            "60",
+            "--quiet",
+            "--results",
+            results.to_str().expect("utf8"),
+        ],
+        dir.path(),
+    );
+    run.wait_until_under_way(&results);
+    std::thread::sleep(Duration::from_secs(4)); // a power loss remounts at least once
+    let rid = run.run_id().expect("the run printed its id");
+    run.child.kill().expect("SIGKILL raftcheck");
+    let _ = run.child.wait();
+    let mounts = |rid: &str| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!("raftcheck-{rid}-")))
+            .count()
+    };
+    assert_eq!(mounts(&rid), 3, "a killed harness leaves its 3 mounts");
+    let o = raftcheck(&["clean"], Duration::from_secs(60));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("removed FUSE mount") && out.contains("nodes/n1/data"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(mounts(&rid), 0);
+    assert_eq!(leftovers(&rid), Vec::<String>::new());
 }
 
 #[test]

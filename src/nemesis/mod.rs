@@ -473,6 +473,7 @@ mod tests {
             "power-loss",
             "power-loss-all",
             "power-loss-journaled",
+            "power-loss-staggered",
             "corrupt",
             "corrupt-bitflip",
         ] {
