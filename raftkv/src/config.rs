@@ -22,6 +22,15 @@ pub enum Bug {
     VoteWithoutLogCheck,
     /// Term and vote are never written to disk.
     ForgetVote,
+    /// The log is written on every request but fsynced only by a timer (`--fsync-interval-ms`),
+    /// and everything is acknowledged before it is durable (NATS JetStream's default).
+    AckBeforeFsync,
+    /// The data directory is never fsynced: the log's creation and every compaction's renames
+    /// are not durable.
+    NoDirFsync,
+    /// Log records are loaded by their length fields alone: a record whose checksum fails is
+    /// used as it decodes, and one that does not decode becomes a no-op entry.
+    IgnoreChecksum,
 }
 
 /// raftkv: a Raft key-value server (the reference system under test of raftcheck).
@@ -70,6 +79,9 @@ pub struct Flags {
     /// Switch on one deliberate safety bug (see README.md).
     #[arg(long, value_enum)]
     pub bug: Option<Bug>,
+    /// With `--bug ack-before-fsync`: how often the timer fsyncs the log, in ms.
+    #[arg(long, default_value_t = 1000)]
+    pub fsync_interval_ms: u64,
     /// Answer every client API request (/kv) with status 200 and a text body: a value as text,
     /// `OK`, or `Error: <reason>` (see README.md); parameters may also come as a text body, a
     /// form body or a query string. Changes only how the server talks, never how it
@@ -124,8 +136,28 @@ pub struct Plan {
     pub join_via: Option<String>,
     /// The deliberate safety bug `--bug` switched on, if any; `None` in every correct run.
     pub bug: Option<Bug>,
+    /// `--fsync-interval-ms`: the `ack-before-fsync` timer's period.
+    pub fsync_interval_ms: u64,
     /// How the client API talks (`--text-api`, `--no-status`).
     pub talk: Talk,
+}
+
+impl Plan {
+    /// How carefully storage makes state durable: the correct server, or the storage bug
+    /// switch `--bug` names.
+    pub fn durability(&self) -> crate::storage::Durability {
+        let mut d = crate::storage::Durability::default();
+        match self.bug {
+            Some(Bug::ForgetVote) => d.forget_vote = true,
+            Some(Bug::AckBeforeFsync) => {
+                d.fsync_interval = Some(std::time::Duration::from_millis(self.fsync_interval_ms))
+            }
+            Some(Bug::NoDirFsync) => d.dir_fsync = false,
+            Some(Bug::IgnoreChecksum) => d.check_checksums = false,
+            _ => {}
+        }
+        d
+    }
 }
 
 /// Parse `id=host:port,...`.
@@ -206,6 +238,9 @@ impl Flags {
         if self.request_timeout_ms == 0 {
             return Err("--request-timeout-ms must be positive".into());
         }
+        if self.fsync_interval_ms == 0 {
+            return Err("--fsync-interval-ms must be positive".into());
+        }
         // A tick fine enough to honour both the heartbeat and the election range.
         let tick_ms = hb.min(min / 10).clamp(1, 10);
         let ticks = |ms: u64| ((ms / tick_ms).max(1)).min(u32::MAX as u64) as u32;
@@ -227,6 +262,7 @@ impl Flags {
             request_timeout_ms: self.request_timeout_ms,
             join_via: self.join_via,
             bug: self.bug,
+            fsync_interval_ms: self.fsync_interval_ms,
             talk: Talk {
                 text_api: self.text_api,
                 no_status: self.no_status,

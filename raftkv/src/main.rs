@@ -43,15 +43,20 @@ fn run(plan: raftkv::config::Plan) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     // Load persisted state before opening the port: /status answers only after this.
-    let (storage, loaded) = Storage::open(
-        &plan.data_dir,
-        plan.bug == Some(raftkv::config::Bug::ForgetVote),
-    )
-    .with_context(|| format!("cannot use data dir {}", plan.data_dir.display()))?;
+    let (storage, loaded) = Storage::open(&plan.data_dir, plan.durability())
+        .with_context(|| format!("cannot use data dir {}", plan.data_dir.display()))?;
     if loaded.torn_bytes > 0 {
         tracing::warn!(
             bytes = loaded.torn_bytes,
             "truncated a torn write at the end of the log"
+        );
+    }
+    for d in &loaded.ignored_damage {
+        tracing::warn!(
+            file = d.file,
+            offset = d.offset,
+            "BUG SWITCH ignore-checksum: {}",
+            d.what
         );
     }
     if let Some(bug) = plan.bug {
