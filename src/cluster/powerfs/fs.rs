@@ -46,6 +46,10 @@ pub(super) struct FileUndo {
     pub durable_len: u64,
     /// Old contents of overwritten regions below `durable_len`, by offset, not overlapping.
     pub saved: BTreeMap<u64, Vec<u8>>,
+    /// Writes, truncations and allocations since the last fsync. A torn write is kept only
+    /// when the torn write was the one change: keeping part of a later write while an earlier
+    /// one is lost would be a reordering, which the model does not make.
+    pub changes: u64,
 }
 
 impl FileUndo {
@@ -262,6 +266,7 @@ impl State {
                     path,
                     durable_len: len,
                     saved: BTreeMap::new(),
+                    changes: 0,
                 },
             );
         }
@@ -282,7 +287,10 @@ impl State {
             (h.file.clone(), h.ino, h.sync)
         };
         self.undo_for(ino, &file)
-            .and_then(|u| u.save(offset, offset + data.len() as u64))
+            .and_then(|u| {
+                u.changes += 1;
+                u.save(offset, offset + data.len() as u64)
+            })
             .map_err(errno)?;
         file.write_all_at(data, offset).map_err(errno)?;
         if sync {
@@ -305,6 +313,7 @@ impl State {
     /// Change a file's length, saving what a shrink cuts below the durable length.
     fn set_len(&mut self, ino: u64, file: &Arc<File>, len: u64) -> Result<(), Errno> {
         let u = self.undo_for(ino, file).map_err(errno)?;
+        u.changes += 1;
         u.save(len, u.durable_len).map_err(errno)?;
         file.set_len(len).map_err(errno)
     }
@@ -1014,6 +1023,7 @@ impl Filesystem for PowerLossFs {
         };
         let res = (|| {
             let u = s.undo_for(ino.0, &file).map_err(errno)?;
+            u.changes += 1;
             if mode & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE) != 0 {
                 u.save(offset, offset + length).map_err(errno)?;
             }
@@ -1071,6 +1081,7 @@ mod tests {
             path: PathBuf::new(),
             durable_len: durable,
             saved: saved.iter().map(|&(o, n)| (o, vec![0; n])).collect(),
+            changes: 0,
         }
     }
 

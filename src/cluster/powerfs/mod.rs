@@ -13,7 +13,9 @@
 //!   the journal from a bug that loses data on ext4 too;
 //! - at a power loss every file goes back to its durable contents and length, every directory
 //!   operation not yet durable is undone (newest first), and optionally the last write not yet
-//!   durable survives as a torn prefix cut at a seeded byte.
+//!   durable survives as a torn prefix cut at a seeded byte, when it was the only change to
+//!   its file since the file's fsync (keeping part of it while an earlier write is lost would
+//!   reorder the writes, which the model does not do).
 //!
 //! What it does not model: a disk's own write cache lying about fsync, reordering of writes
 //! within one fsync interval (everything since the fsync is lost together, except the torn
@@ -335,7 +337,7 @@ fn roll_back(mut s: State, torn_seed: Option<u64>) -> Result<Discarded, DiskErro
         u.file.set_len(u.durable_len).map_err(io_err(&path))?;
         let mut kept = None;
         if let (Some(w), Some(seed)) = (&torn, torn_seed) {
-            if w.ino == ino && !w.data.is_empty() {
+            if w.ino == ino && !w.data.is_empty() && u.changes == 1 {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 let k = rng.random_range(0..w.data.len());
                 u.file

@@ -389,3 +389,22 @@ fn under_the_journaled_model_any_fsync_commits_earlier_directory_operations() {
     assert!(!mp.join("later").exists());
     assert_eq!(lost.dir_ops, vec!["created later".to_string()]);
 }
+
+#[test]
+fn a_torn_write_is_kept_only_when_it_was_the_one_unsynced_change() {
+    let Some((_d, mut fs, mp)) = layer("torn2") else {
+        return;
+    };
+    let mut f = File::create(mp.join("wal")).unwrap();
+    f.write_all(b"head").unwrap();
+    f.sync_all().unwrap();
+    sync_dir(&mp);
+    // Two unsynced appends: keeping part of the second while the first is lost would leave a
+    // hole of zeros before it, which no disk that writes in order produces.
+    f.write_all(&[1u8; 50]).unwrap();
+    f.write_all(&[2u8; 50]).unwrap();
+    drop(f);
+    let lost = fs.power_loss(Some(42)).unwrap();
+    assert_eq!(lost.files[0].torn, None);
+    assert_eq!(fs::read(mp.join("wal")).unwrap(), b"head");
+}
