@@ -459,6 +459,47 @@ mod tests {
     }
 
     #[test]
+    fn storage_faults_join_all_only_where_supported_and_corrupt_draws_its_own_targets() {
+        let s = spec();
+        let none = support(true, false);
+        assert!(!s.kinds(none).contains(&FaultKind::PowerLoss));
+        assert!(!s.kinds(none).contains(&FaultKind::Corrupt));
+        let both = Support {
+            power_loss: true,
+            corrupt: true,
+            ..none
+        };
+        let kinds = s.kinds(both);
+        assert!(kinds.contains(&FaultKind::PowerLoss) && kinds.contains(&FaultKind::Corrupt));
+        let plan = schedule(&s, &[FaultKind::Corrupt], 7, 60.0, 3);
+        assert!(!plan.is_empty());
+        assert!(plan.iter().flat_map(|p| &p.actions).all(|a| matches!(
+            a,
+            Action::Corrupt {
+                target: Target::Minority
+            }
+        )));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        std::fs::write(
+            &path,
+            "faults = []\ncombinations = [[\"power-loss\", \"kill\"]]\n",
+        )
+        .unwrap();
+        let err = NemesisSpec::load(&path).unwrap_err().to_string();
+        assert!(err.contains("power-loss and kill"), "{err}");
+        std::fs::write(
+            &path,
+            "faults = []\ncombinations = [[\"corrupt\", \"partition\"]]\n",
+        )
+        .unwrap();
+        assert!(NemesisSpec::load(&path).is_ok());
+        std::fs::write(&path, "faults = [\"power-cut\"]\n").unwrap();
+        let err = NemesisSpec::load(&path).unwrap_err().to_string();
+        assert!(err.contains("power-loss, corrupt"), "{err}");
+    }
+
+    #[test]
     fn shipped_nemeses_load() {
         for name in [
             "none",
