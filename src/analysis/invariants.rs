@@ -5,7 +5,8 @@
 //! - Term monotonicity: a node's current term never goes back, across restarts too, because
 //!   term and vote are persisted before they are acted on. A sample with a lower term than an
 //!   earlier sample of the same node catches a server that forgets its persisted term. The check
-//!   restarts for a node whose data dir the harness wiped (`wiped` gives the time of each wipe).
+//!   restarts for a node whose data dir the harness wiped or damaged (`wiped` gives the time of
+//!   each wipe or corruption).
 //!
 //! What it cannot see: the monitor samples every 100 ms, so a leader that exists for less than
 //! that between two samples, or a term that rises and falls between samples, can be missed; a
@@ -16,15 +17,26 @@ use crate::spec::nemesis::FaultKind;
 use crate::store::{NemesisEvent, Sample, Violation};
 use std::collections::HashMap;
 
-/// When the harness wiped each node's data dir (ns since the run started): the time of every
-/// membership fault's "start" line that installed (the line is written after the wipe).
+/// When the harness wiped or damaged each node's data dir (ns since the run started): the time
+/// of every membership fault's "start" line that installed (written after the wipe), and of
+/// every corrupt fault's for the nodes it damaged (written after the damage). A rollback or a
+/// truncation can put back an older term the server has no way to know it lost: the harness
+/// forgot it, not the server. Power losses do not count: a server must keep its term through
+/// them.
 pub(crate) fn wipes(events: &[NemesisEvent]) -> HashMap<String, Vec<u64>> {
     let mut out: HashMap<String, Vec<u64>> = HashMap::new();
-    for e in events
-        .iter()
-        .filter(|e| e.fault == FaultKind::Member && e.installed())
-    {
-        for n in &e.nodes {
+    for e in events.iter().filter(|e| e.installed()) {
+        let hit: Vec<&String> = match e.fault {
+            FaultKind::Member => e.nodes.iter().collect(),
+            FaultKind::Corrupt => e
+                .storage
+                .iter()
+                .filter(|s| s.damage.is_some())
+                .map(|s| &s.node)
+                .collect(),
+            _ => Vec::new(),
+        };
+        for n in hit {
             out.entry(n.clone()).or_default().push(e.time);
         }
     }
@@ -137,7 +149,7 @@ mod tests {
     }
 
     #[test]
-    fn wipes_come_from_installed_membership_faults_only() {
+    fn wipes_come_from_installed_membership_faults_and_damage_only() {
         use crate::store::{FaultOutcome, Phase};
         let ev = |time, fault, event: Phase, outcome: FaultOutcome| NemesisEvent {
             index: 0,
@@ -160,6 +172,39 @@ mod tests {
         ]);
         assert_eq!(w.len(), 1);
         assert_eq!(w["n2"], vec![5, 9]);
+        // Corruption resets the check for the damaged nodes only; power loss never does.
+        let mut c = ev(
+            11,
+            FaultKind::Corrupt,
+            Phase::Start,
+            FaultOutcome::Installed,
+        );
+        c.nodes = vec!["n1".into(), "n3".into()];
+        let effect = |node: &str, damaged: bool| crate::store::StorageEffect {
+            node: node.into(),
+            summary: String::new(),
+            discarded: None,
+            damage: damaged.then(|| crate::cluster::damage::Damage {
+                file: "wal".into(),
+                kind: crate::spec::nemesis::DamageKind::Rollback,
+                offset: 0,
+                length: 10,
+                bits: vec![],
+                size_before: 20,
+                size_after: 10,
+                copy: None,
+            }),
+        };
+        c.storage = vec![effect("n1", true), effect("n3", false)];
+        let mut p = ev(
+            12,
+            FaultKind::PowerLoss,
+            Phase::Start,
+            FaultOutcome::Installed,
+        );
+        p.storage = vec![effect("n2", false)];
+        let w = wipes(&[c, p]);
+        assert_eq!(w.keys().collect::<Vec<_>>(), vec!["n1"]);
     }
 
     #[test]

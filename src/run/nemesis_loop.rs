@@ -173,16 +173,7 @@ impl Nemesis {
                     Ok::<(), crate::cluster::ClusterError>(())
                 })
                 .await;
-                let err = match res {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(e) => Some(e.to_string()),
-                };
-                let outcome = if err.is_none() {
-                    FaultOutcome::Installed
-                } else {
-                    FaultOutcome::Failed
-                };
+                let (outcome, err) = installed_or_failed(res);
                 self.record(
                     Phase::Start,
                     kind,
@@ -265,16 +256,7 @@ impl Nemesis {
                         .and_then(|net| net.partition(&g2))
                 })
                 .await;
-                let err = match res {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(e) => Some(e.to_string()),
-                };
-                let outcome = if err.is_none() {
-                    FaultOutcome::Installed
-                } else {
-                    FaultOutcome::Failed
-                };
+                let (outcome, err) = installed_or_failed(res);
                 self.record(
                     Phase::Start,
                     kind,
@@ -546,16 +528,7 @@ impl Nemesis {
             let res =
                 tokio::task::spawn_blocking(move || r2.iter().try_for_each(|&i| cluster.kill(i)))
                     .await;
-            let err = match res {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(e) => Some(e.to_string()),
-            };
-            let outcome = if err.is_none() {
-                FaultOutcome::Installed
-            } else {
-                FaultOutcome::Failed
-            };
+            let (outcome, err) = installed_or_failed(res);
             (outcome, err, Vec::new())
         };
         self.record(
@@ -629,5 +602,17 @@ impl Nemesis {
             Vec::new(),
         );
         self.monitor.set_fault(None);
+    }
+}
+
+/// How a blocking injection ended: installed, or failed with the error (the cluster's, or the
+/// blocking task's own panic).
+fn installed_or_failed(
+    res: Result<Result<(), crate::cluster::ClusterError>, tokio::task::JoinError>,
+) -> (FaultOutcome, Option<String>) {
+    match res {
+        Ok(Ok(())) => (FaultOutcome::Installed, None),
+        Ok(Err(e)) => (FaultOutcome::Failed, Some(e.to_string())),
+        Err(e) => (FaultOutcome::Failed, Some(e.to_string())),
     }
 }
