@@ -331,18 +331,37 @@ fn power_loss_without_root_is_exit_2_with_the_reason() {
     {
         return;
     }
+    // Everything the unprivileged user needs, where it can read it (a checkout under /root
+    // is not readable by nobody): the binary, and the three specs by path.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = dir.path().join("raftcheck");
+    std::fs::copy(env!("CARGO_BIN_EXE_raftcheck"), &bin).expect("copy raftcheck");
+    let cluster = dir.path().join("cluster.toml");
+    std::fs::write(
+        &cluster,
+        std::fs::read_to_string(root.join("clusters/raftkv.toml"))
+            .expect("raftkv spec")
+            .replace("binary = \"raftkv\"", "binary = \"sh\""),
+    )
+    .expect("cluster spec");
+    for f in ["workloads/register.toml", "nemesis/power-loss.toml"] {
+        let name = Path::new(f).file_name().expect("name");
+        std::fs::copy(root.join(f), dir.path().join(name)).expect("copy spec");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let o = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_raftcheck"))
-        .args([
-            "run",
-            "--net",
-            "loopback",
-            "--nemesis",
-            "power-loss",
-            "--results",
-            "/nonexistent-raftcheck-results",
-        ])
+        .arg(&bin)
+        .args(["run", "--net", "loopback", "--cluster"])
+        .arg(&cluster)
+        .arg("--workload")
+        .arg(dir.path().join("register.toml"))
+        .arg("--nemesis")
+        .arg(dir.path().join("power-loss.toml"))
+        .args(["--results", "/nonexistent-raftcheck-results"])
+        .current_dir(dir.path())
         .output()
         .expect("setpriv");
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
