@@ -7,9 +7,11 @@
 //! replayed in that order on load; a [`Ready`] is written with one `write` and one fsync
 //! before any of its messages is sent.
 //!
-//! Crash handling on load: a record cut short by the end of the file (or a zero-filled tail)
-//! is a torn write from a crash and is truncated away with a warning; a bad record with valid
-//! data after it is corruption, and the server refuses to start, naming the file and offset.
+//! Crash handling on load: a record cut short by the end of the file, or a last record whose
+//! tail is still zero-filled, is a torn write from a crash and is truncated away with a
+//! warning (it was never acknowledged: acknowledgement waits for the fsync). Any other bad
+//! record, including a complete last record with a wrong checksum, is corruption, and the
+//! server refuses to start, naming the file and offset.
 //!
 //! `snapshot` is written as `snapshot.tmp`, fsynced, renamed over, and the directory fsynced,
 //! so a crash leaves either the old or the new snapshot, never half of one. After a snapshot
@@ -535,7 +537,11 @@ fn load_wal(path: &Path, loaded: &mut Loaded, check_checksums: bool) -> Result<(
         let payload_ok = crc32fast::hash(payload) == pcrc;
         let rec = if check_checksums {
             if !payload_ok {
-                if end == rest.len() {
+                // A crash leaves the last record short, or with its tail still zero (the file
+                // grew but the block was never written). A complete record whose JSON payload
+                // does not end in zero was written whole and then damaged: refusing it keeps
+                // a node from quietly forgetting an entry it acknowledged.
+                if end == rest.len() && payload.last() == Some(&0) {
                     break Some(off);
                 }
                 return Err(corrupt(off, "record checksum mismatch".into()));
@@ -698,6 +704,35 @@ mod tests {
         let (_, loaded) = Storage::open(dir.path(), Durability::default()).expect("open");
         assert_eq!(loaded.entries.len(), 1);
         assert_eq!(loaded.torn_bytes, 100);
+    }
+
+    #[test]
+    fn a_damaged_last_record_is_refused_and_a_zero_tailed_one_is_torn() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (mut st, _) = Storage::open(dir.path(), Durability::default()).expect("open");
+            st.persist(&ready(None, (1..=3).map(|i| entry(i, 1)).collect()))
+                .expect("persist");
+        }
+        let wal = dir.path().join("wal");
+        let good = fs::read(&wal).expect("read");
+        let mut flipped = good.clone();
+        let at = flipped.len() - 3;
+        flipped[at] ^= 0x04;
+        fs::write(&wal, &flipped).expect("write");
+        let err = Storage::open(dir.path(), Durability::default())
+            .err()
+            .expect("a bit flip in the last complete record must be refused");
+        assert!(err.to_string().contains("checksum"), "{err}");
+
+        let mut zero_tail = good;
+        let n = zero_tail.len();
+        zero_tail[n - 5..].fill(0);
+        fs::write(&wal, &zero_tail).expect("write");
+        let (_, loaded) =
+            Storage::open(dir.path(), Durability::default()).expect("a zero tail is torn");
+        assert_eq!(loaded.entries.len(), 2);
+        assert!(loaded.torn_bytes > 0);
     }
 
     #[test]

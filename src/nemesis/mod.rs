@@ -517,6 +517,7 @@ mod tests {
             "power-loss-staggered",
             "corrupt",
             "corrupt-bitflip",
+            "corrupt-lost-data",
         ] {
             let p = crate::spec::resolve("nemesis", "nemesis", name).unwrap();
             NemesisSpec::load(&p).unwrap();
