@@ -118,6 +118,10 @@ struct RunArgs {
     /// Subnet for netns mode, e.g. 10.231.7.0/24 (default: a free /24 in 10.231.0.0/16).
     #[arg(long)]
     subnet: Option<String>,
+    /// Run node i on host i of this hosts file, over SSH (format: docs/hosts.md). The cluster
+    /// spec is the same as for a local run.
+    #[arg(long, value_name = "FILE")]
+    hosts: Option<PathBuf>,
     /// Where runs are stored.
     #[arg(long, default_value = "results")]
     results: PathBuf,
@@ -421,6 +425,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
             subnet: args.subnet.clone(),
             keep_data: args.keep_data,
             storage_layer: args.storage_layer,
+            hosts: args.hosts.clone(),
             check_time_limit: args.check_time_limit,
             progress: !args.quiet && std::io::stderr().is_terminal(),
             command: cmd.join(" "),

@@ -256,6 +256,7 @@ pub fn run_matrix(
                 subnet: None,
                 keep_data: false,
                 storage_layer: false,
+                hosts: None,
                 check_time_limit: Some(120.0),
                 progress: false,
                 command: format!(

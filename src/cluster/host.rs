@@ -1,11 +1,26 @@
-//! Where a node runs: the small [`Host`] trait (start a process, run a command in the node's
-//! network context) and its two implementations on this machine, plain loopback and a network
-//! namespace. A future SSH host is one more implementation; nothing above `cluster/` changes.
+//! Where a node runs: the small [`Host`] trait and its implementations: plain loopback and a
+//! network namespace on this machine, and a machine reached over SSH ([`super::ssh`]).
+//!
+//! A further backend (`docker exec`, `kubectl exec`) implements the same trait: `spawn` (start
+//! the server detached, return a [`NodeProc`] that can signal it and learn its exit), `exec`
+//! (run iptables where the node's network is), and, when the node's files are not on this
+//! machine, the four file methods ([`Host::install`], [`Host::prepare`], [`Host::tail`],
+//! [`Host::wipe`], [`Host::collect`]). Nothing above `cluster/` changes.
 
-use super::process::{spawn_node, NodeProcess, SpawnSpec};
+use super::process::{spawn_node, NodeProc, SpawnSpec};
 use super::ClusterError;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+/// Where a node's files are, as the node sees them (on its host).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeFiles {
+    /// Its data dir, `{data_dir}` in the cluster spec.
+    pub data: PathBuf,
+    /// The file its stdout and stderr are appended to.
+    pub log: PathBuf,
+}
 
 /// One node's place: its name, its address, and how to run things there. Hosts are built by
 /// [`super::net::Network`], one per node, and shared (`Arc<dyn Host>`) with the nemesis and the
@@ -14,12 +29,13 @@ pub trait Host: Send + Sync {
     /// The node's name, `n1`, `n2`, ...
     fn name(&self) -> &str;
 
-    /// The node's IP: its own address in netns mode, 127.0.0.1 in loopback mode.
+    /// The node's IP: its own address in netns mode, 127.0.0.1 in loopback mode, the host's
+    /// address over SSH.
     fn ip(&self) -> IpAddr;
 
     /// Start a node process here. In a namespace the argv is prefixed with
     /// `ip netns exec NS`, which execs in place, so the returned pid is the server itself.
-    fn spawn(&self, spec: &SpawnSpec) -> Result<NodeProcess, ClusterError>;
+    fn spawn(&self, spec: &SpawnSpec) -> Result<Box<dyn NodeProc>, ClusterError>;
 
     /// Run a command to completion in this host's network context (for example iptables inside
     /// its namespace). A non-zero exit is [`ClusterError::Command`] carrying stderr.
@@ -28,6 +44,61 @@ pub trait Host: Send + Sync {
     /// The network namespace this host lives in, if any (tests and diagnostics use it).
     fn netns(&self) -> Option<&str> {
         None
+    }
+
+    /// Whether the node's files are on this machine, at the paths [`Host::prepare`] returns.
+    /// Storage faults (the FUSE layer, damaging files) need that.
+    fn files_are_local(&self) -> bool {
+        true
+    }
+
+    /// Make the server binary runnable here and return its path on this host. Locally the
+    /// binary is used where it is.
+    fn install(&self, binary: &Path) -> Result<PathBuf, ClusterError> {
+        Ok(binary.to_path_buf())
+    }
+
+    /// Create the node's data dir for a run whose local record of the node is `node_dir`
+    /// (`results/.../nodes/nK`), and say where its files are.
+    fn prepare(&self, node_dir: &Path) -> Result<NodeFiles, ClusterError> {
+        let data = node_dir.join("data");
+        std::fs::create_dir_all(&data).map_err(|e| ClusterError::Node {
+            node: self.name().to_string(),
+            msg: format!("creating {}: {e}", data.display()),
+        })?;
+        let data = std::fs::canonicalize(&data).unwrap_or(data);
+        Ok(NodeFiles {
+            data,
+            log: node_dir.join("log"),
+        })
+    }
+
+    /// The last `lines` lines of the node's log (empty if it cannot be read).
+    fn tail(&self, files: &NodeFiles, lines: usize) -> String {
+        let text = std::fs::read_to_string(&files.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Empty the node's data dir (the membership nemesis's wipe).
+    fn wipe(&self, files: &NodeFiles) -> Result<(), ClusterError> {
+        let fail = |e: std::io::Error| ClusterError::Node {
+            node: self.name().to_string(),
+            msg: format!("wiping {}: {e}", files.data.display()),
+        };
+        std::fs::remove_dir_all(&files.data).map_err(fail)?;
+        std::fs::create_dir_all(&files.data).map_err(fail)
+    }
+
+    /// After the node has stopped for good: bring its log (and, with `keep_data`, its data dir)
+    /// into `node_dir` and remove what the run put on the host. Locally there is nothing to do.
+    fn collect(
+        &self,
+        _files: &NodeFiles,
+        _node_dir: &Path,
+        _keep_data: bool,
+    ) -> Result<(), ClusterError> {
+        Ok(())
     }
 }
 
@@ -55,8 +126,8 @@ impl Host for LocalHost {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     }
 
-    fn spawn(&self, spec: &SpawnSpec) -> Result<NodeProcess, ClusterError> {
-        spawn_node(spec, &[])
+    fn spawn(&self, spec: &SpawnSpec) -> Result<Box<dyn NodeProc>, ClusterError> {
+        Ok(Box::new(spawn_node(spec, &[])?))
     }
 
     fn exec(&self, argv: &[&str]) -> Result<Output, ClusterError> {
@@ -96,8 +167,11 @@ impl Host for NetnsHost {
         IpAddr::V4(self.ip)
     }
 
-    fn spawn(&self, spec: &SpawnSpec) -> Result<NodeProcess, ClusterError> {
-        spawn_node(spec, &["ip", "netns", "exec", &self.netns])
+    fn spawn(&self, spec: &SpawnSpec) -> Result<Box<dyn NodeProc>, ClusterError> {
+        Ok(Box::new(spawn_node(
+            spec,
+            &["ip", "netns", "exec", &self.netns],
+        )?))
     }
 
     fn exec(&self, argv: &[&str]) -> Result<Output, ClusterError> {

@@ -1,7 +1,8 @@
 //! Clusters: specs, where nodes run (network namespaces or loopback), process supervision.
 //!
 //! Where a node runs is hidden behind the small [`host::Host`] trait: a network namespace on
-//! this machine, or plain loopback. Nothing above this module knows which.
+//! this machine, plain loopback, or another machine over SSH ([`ssh`]). Nothing above this
+//! module knows which.
 //!
 //! Imports [`crate::client`] (endpoints) and [`crate::spec`] (how to start a node).
 
@@ -12,6 +13,7 @@ pub mod net;
 pub mod powerfs;
 pub mod process;
 pub mod runlock;
+pub mod ssh;
 pub mod supervisor;
 
 use std::path::{Path, PathBuf};

@@ -77,6 +77,9 @@ pub enum NetMode {
     Netns,
     /// Every node on 127.0.0.1 with its own ports: no root needed, no partitions.
     Loopback,
+    /// Each node on its own machine, reached over SSH (`--hosts`); partitions are iptables
+    /// rules on the hosts.
+    Ssh,
 }
 
 impl NetMode {
@@ -85,6 +88,7 @@ impl NetMode {
         match self {
             NetMode::Netns => "netns",
             NetMode::Loopback => "loopback",
+            NetMode::Ssh => "ssh",
         }
     }
 }
@@ -284,6 +288,11 @@ impl Network {
             clean: false,
         };
         match mode {
+            NetMode::Ssh => {
+                return Err(ClusterError::Other(
+                    "ssh mode needs the hosts' connections: see Network::over_ssh".into(),
+                ))
+            }
             NetMode::Loopback => {
                 net.hosts = (0..nodes)
                     .map(|i| Arc::new(LocalHost::new(&format!("n{}", i + 1))) as Arc<dyn Host>)
@@ -312,6 +321,34 @@ impl Network {
             }
         }
         Ok(net)
+    }
+
+    /// The network of a run over SSH: node i on `conns[i]`'s host, at its address. Nothing is
+    /// created; partitions are iptables rules on the hosts, tagged with the run id.
+    pub(crate) fn over_ssh(
+        run_id: &str,
+        conns: &[Arc<super::ssh::SshConn>],
+    ) -> Result<Network, ClusterError> {
+        if !is_run_id(run_id) {
+            return Err(ClusterError::Other(format!("bad run id {run_id:?}")));
+        }
+        Ok(Network {
+            run_id: run_id.into(),
+            mode: NetMode::Ssh,
+            hosts: conns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    Arc::new(super::ssh::SshHost::new(
+                        c.clone(),
+                        &format!("n{}", i + 1),
+                        run_id,
+                    )) as Arc<dyn Host>
+                })
+                .collect(),
+            fabric: None,
+            clean: false,
+        })
     }
 
     /// Make the bridge, the FORWARD rule and each node's namespace and veth.
@@ -404,13 +441,13 @@ impl Network {
     /// `iptables -A INPUT -s IP_j -j DROP` (commented `raftcheck:<run_id>`) in `i`'s namespace.
     /// Netns mode only: loopback cannot partition, and says so rather than pretend.
     pub fn partition(&self, grudge: &Grudge) -> Result<(), ClusterError> {
-        let Some(f) = &self.fabric else {
+        if self.mode == NetMode::Loopback {
             return Err(ClusterError::Other(
                 "partitions need netns mode (root with `ip` and `iptables`); this run uses \
                  loopback mode"
                     .into(),
             ));
-        };
+        }
         let n = self.hosts.len();
         for (i, peers) in grudge {
             if let Some(bad) = std::iter::once(i).chain(peers).find(|&&x| x >= n) {
@@ -423,7 +460,7 @@ impl Network {
         let comment = rule_comment(&self.run_id);
         for (&i, peers) in grudge {
             for &j in peers.iter().filter(|&&j| j != i) {
-                let src = f.ips[j].to_string();
+                let src = self.hosts[j].ip().to_string();
                 let added = self.hosts[i].exec(&[
                     "iptables",
                     "-w",
@@ -453,7 +490,7 @@ impl Network {
     /// Remove exactly this run's DROP rules from every node namespace. Idempotent; a no-op in
     /// loopback mode.
     pub fn heal(&self) -> Result<(), ClusterError> {
-        if self.fabric.is_none() {
+        if self.mode == NetMode::Loopback {
             return Ok(());
         }
         let comment = rule_comment(&self.run_id);
@@ -478,6 +515,16 @@ impl Network {
     /// line for each thing it could not remove. Stop the nodes first: a node still running in a
     /// namespace is SIGKILLed here, and its `NodeProcess` would report that as an exit.
     pub fn teardown(&mut self) -> Vec<String> {
+        if self.mode == NetMode::Ssh {
+            // The hosts' own rules; their processes and files are the cluster's to remove.
+            return match self.heal() {
+                Ok(()) => {
+                    self.clean = true;
+                    Vec::new()
+                }
+                Err(e) => vec![e.to_string()],
+            };
+        }
         let Some(f) = &mut self.fabric else {
             self.clean = true;
             return Vec::new();

@@ -55,6 +55,50 @@ pub struct SpawnSpec {
     pub node: String,
 }
 
+/// What the supervisor needs of a node process wherever it runs: a child of this harness
+/// ([`NodeProcess`]) or a process on another machine (the SSH backend). Every method is
+/// blocking and safe to call from any thread.
+pub trait NodeProc: Send + Sync + std::fmt::Debug {
+    /// The process id on its host (also its process group id there).
+    fn pid(&self) -> u32;
+    /// The exit status if it has exited, without blocking.
+    fn exited(&self) -> Option<ExitStatus>;
+    /// Wait up to `timeout` for it to exit; its status if it did.
+    fn wait_exit(&self, timeout: Duration) -> Option<ExitStatus>;
+    /// SIGSTOP to its group; refused once it has exited.
+    fn pause(&self) -> Result<(), ClusterError>;
+    /// SIGCONT to its group.
+    fn resume(&self) -> Result<(), ClusterError>;
+    /// SIGCONT and SIGKILL to its group, then wait for the exit.
+    fn kill(&self) -> Result<(), ClusterError>;
+    /// SIGCONT, SIGTERM, `grace`, then SIGKILL.
+    fn stop(&self, grace: Duration) -> Result<(), ClusterError>;
+}
+
+impl NodeProc for NodeProcess {
+    fn pid(&self) -> u32 {
+        NodeProcess::pid(self)
+    }
+    fn exited(&self) -> Option<ExitStatus> {
+        NodeProcess::exited(self)
+    }
+    fn wait_exit(&self, timeout: Duration) -> Option<ExitStatus> {
+        NodeProcess::wait_exit(self, timeout)
+    }
+    fn pause(&self) -> Result<(), ClusterError> {
+        NodeProcess::pause(self)
+    }
+    fn resume(&self) -> Result<(), ClusterError> {
+        NodeProcess::resume(self)
+    }
+    fn kill(&self) -> Result<(), ClusterError> {
+        NodeProcess::kill(self)
+    }
+    fn stop(&self, grace: Duration) -> Result<(), ClusterError> {
+        NodeProcess::stop(self, grace)
+    }
+}
+
 /// A running node process. It is the leader of its own process group, dies with the harness
 /// (parent-death signal from the spawner thread), and is killed with its whole group when
 /// dropped.

@@ -2,10 +2,10 @@
 //! restart them for the nemesis, notice the ones that die on their own, and stop them all.
 
 use super::damage::{self, Damage, DamagePlan, DirCopy};
-use super::host::Host;
+use super::host::{Host, NodeFiles};
 use super::net::Network;
 use super::powerfs::{self, Discarded, PowerFs};
-use super::process::{NodeProcess, SpawnSpec};
+use super::process::{NodeProc, SpawnSpec};
 use super::ClusterError;
 use crate::client::Endpoint;
 use crate::spec::{fill, ClusterSpec};
@@ -19,7 +19,7 @@ use std::time::Duration;
 /// crash, whether it is paused.
 struct Slot {
     /// The running process, if any.
-    proc: Option<NodeProcess>,
+    proc: Option<Box<dyn NodeProc>>,
     /// Set when the nemesis (or the harness) killed it: its exit is expected, not a crash.
     expected_down: bool,
     /// Set by [`Cluster::pause`], cleared by resume, kill and respawn; resume sends SIGCONT only
@@ -60,10 +60,13 @@ pub struct Cluster {
     argv: Vec<Vec<String>>,
     /// Per node: the spec's `rejoin_args`, filled in.
     rejoin: Vec<Vec<String>>,
-    /// Per node: its data dir (wiped by the membership nemesis).
+    /// Per node: its data dir (wiped by the membership nemesis) and log, on its host.
+    files: Vec<NodeFiles>,
+    /// Per node: its data dir as this machine sees it (storage faults need it here).
     data_dirs: Vec<PathBuf>,
     env: Vec<(String, String)>,
-    logs: Vec<PathBuf>,
+    /// At the end, bring remote data dirs back too (`--keep-data`).
+    keep_data: std::sync::atomic::AtomicBool,
     slots: Vec<Mutex<Slot>>,
     run_id: String,
     staged: bool,
@@ -156,19 +159,28 @@ impl Cluster {
         let mut argv = Vec::new();
         let mut rejoin = Vec::new();
         let mut data_dirs = Vec::new();
-        let mut logs = Vec::new();
+        let mut files = Vec::new();
         let mut endpoints = Vec::new();
         let mut disks = Vec::new();
         let mut node_dirs = Vec::new();
         for (i, vars) in base.iter_mut().enumerate() {
             let node_dir = run_dir.join("nodes").join(&names[i]);
-            let data = node_dir.join("data");
-            std::fs::create_dir_all(&data).map_err(|e| ClusterError::Node {
+            std::fs::create_dir_all(&node_dir).map_err(|e| ClusterError::Node {
                 node: names[i].clone(),
-                msg: format!("creating {}: {e}", data.display()),
+                msg: format!("creating {}: {e}", node_dir.display()),
             })?;
-            let data = std::fs::canonicalize(&data).unwrap_or(data);
+            let host = &hosts[i];
+            let here = host.prepare(&node_dir)?;
+            let node_binary = host.install(binary)?;
+            let data = here.data.clone();
             let disk = if let Some(model) = storage_layer {
+                if !host.files_are_local() {
+                    return Err(ClusterError::Node {
+                        node: names[i].clone(),
+                        msg: "the power-loss layer needs the node's data dir on this machine"
+                            .into(),
+                    });
+                }
                 let fs = PowerFs::mount(
                     &data,
                     &node_dir.join("disk"),
@@ -191,7 +203,7 @@ impl Cluster {
             vars.insert("initial_cluster", initial.clone());
             vars.insert("seeds", seeds[i].clone());
             vars.insert("join", first.clone());
-            let mut a = vec![binary.display().to_string()];
+            let mut a = vec![node_binary.display().to_string()];
             a.extend(spec.args.iter().map(|t| fill(t, vars)));
             let own = if i == 0 {
                 &spec.first_args
@@ -203,7 +215,7 @@ impl Cluster {
             argv.push(a);
             rejoin.push(spec.rejoin_args.iter().map(|t| fill(t, vars)).collect());
             data_dirs.push(data);
-            logs.push(node_dir.join("log"));
+            files.push(here);
             endpoints.push(Endpoint {
                 index: i,
                 id: i as u64 + 1,
@@ -241,9 +253,10 @@ impl Cluster {
             hosts,
             argv,
             rejoin,
+            files,
             data_dirs,
             env,
-            logs,
+            keep_data: std::sync::atomic::AtomicBool::new(false),
             slots,
             run_id: run_id.to_string(),
             staged: !spec.join_args.is_empty() && n > 1,
@@ -297,7 +310,7 @@ impl Cluster {
         let p = self.hosts[i].spawn(&SpawnSpec {
             argv,
             env: self.env.clone(),
-            log: self.logs[i].clone(),
+            log: self.files[i].log.clone(),
             run_id: self.run_id.clone(),
             node: self.names[i].clone(),
         })?;
@@ -374,18 +387,15 @@ impl Cluster {
     /// The membership nemesis calls this only after the node's removal committed.
     pub fn wipe(&self, i: usize) -> Result<(), ClusterError> {
         self.kill_and_wait(i, "data dir not wiped")?;
-        let dir = &self.data_dirs[i];
-        let fail = |e: String| ClusterError::Node {
-            node: self.names[i].clone(),
-            msg: format!("wiping {}: {e}", dir.display()),
-        };
         let mut disk = self.disk(i);
         if let Some(fs) = disk.as_mut() {
             // A new, empty disk: nothing of the old one may come back at a power loss.
-            fs.wipe().map_err(|e| fail(e.to_string()))?;
+            fs.wipe().map_err(|e| ClusterError::Node {
+                node: self.names[i].clone(),
+                msg: format!("wiping {}: {e}", self.data_dirs[i].display()),
+            })?;
         } else {
-            std::fs::remove_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+            self.hosts[i].wipe(&self.files[i])?;
         }
         drop(disk);
         self.slot(i).rejoining = true;
@@ -423,6 +433,12 @@ impl Cluster {
         label: &str,
         rng: &mut rand_chacha::ChaCha8Rng,
     ) -> Result<Option<Damage>, ClusterError> {
+        if !self.hosts[i].files_are_local() {
+            return Err(ClusterError::Node {
+                node: self.names[i].clone(),
+                msg: "corrupt faults need the node's data dir on this machine".into(),
+            });
+        }
         self.kill_and_wait(i, "its data dir was not damaged")?;
         let fail = |e: damage::DamageError| ClusterError::Node {
             node: self.names[i].clone(),
@@ -534,14 +550,19 @@ impl Cluster {
 
     /// The last `lines` lines of node i's log.
     pub(crate) fn log_tail(&self, i: usize, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.logs[i]).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        self.hosts[i].tail(&self.files[i], lines)
     }
 
-    /// Log file of node i.
+    /// Log file of node i, on its host.
     pub(crate) fn log_path(&self, i: usize) -> &Path {
-        &self.logs[i]
+        &self.files[i].log
+    }
+
+    /// With `keep`, remote data dirs are copied back into the run dir at the end (local ones
+    /// are there already; `--keep-data` decides whether they stay).
+    pub(crate) fn keep_data(&self, keep: bool) {
+        self.keep_data
+            .store(keep, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Stop every node (SIGCONT, SIGTERM, then SIGKILL after `grace`).
@@ -585,6 +606,12 @@ impl Drop for Cluster {
         }
         for i in 0..self.copies.len() {
             let _ = std::fs::remove_dir_all(self.node_dirs[i].join("copies"));
+        }
+        let keep = self.keep_data.load(std::sync::atomic::Ordering::Relaxed);
+        for (i, h) in self.hosts.iter().enumerate() {
+            if let Err(e) = h.collect(&self.files[i], &self.node_dirs[i], keep) {
+                eprintln!("raftcheck: warning: {e}");
+            }
         }
         let left = self
             .network

@@ -84,12 +84,15 @@ pub(crate) fn execute(plan: &RunPlan, opts: &RunOptions) -> Result<Executed, Run
         .build()
         .map_err(|e| RunError::Invalid(format!("starting the async runtime: {e}")))?;
 
-    let network = match Network::create(
-        &run_id,
-        plan.cluster.nodes,
-        plan.mode,
-        opts.subnet.as_deref(),
-    ) {
+    let network = match match &plan.ssh {
+        Some(conns) => Network::over_ssh(&run_id, conns),
+        None => Network::create(
+            &run_id,
+            plan.cluster.nodes,
+            plan.mode,
+            opts.subnet.as_deref(),
+        ),
+    } {
         Ok(n) => n,
         Err(e) => {
             // Nothing ran: leave no empty run dir behind to look like a run.
@@ -106,6 +109,7 @@ pub(crate) fn execute(plan: &RunPlan, opts: &RunOptions) -> Result<Executed, Run
         &opts.node_args,
         plan.storage_layer.then_some(plan.nemesis.fs_model),
     )?);
+    cluster.keep_data(opts.keep_data);
     let node_argv = (0..cluster.len())
         .map(|i| cluster.argv(i).to_vec())
         .collect();

@@ -109,6 +109,8 @@ pub struct RunOptions {
     /// Mount data dirs on the power-loss layer even without power-loss faults
     /// (`--storage-layer`), to measure what the layer costs.
     pub storage_layer: bool,
+    /// Run node i on host i of this hosts file, over SSH (see [`crate::spec::hosts`]).
+    pub hosts: Option<PathBuf>,
     /// Seconds the checker may take before undecided keys make the run unknown; `None`: no limit.
     pub check_time_limit: Option<f64>,
     /// Draw a progress bar (only if stderr is a terminal).

@@ -41,6 +41,8 @@ pub struct RunPlan {
     /// Mount every data dir on the power-loss layer: the nemesis has power-loss faults, or
     /// `--storage-layer` asked for it (to measure the layer's cost).
     pub storage_layer: bool,
+    /// With `--hosts`: a checked connection to each node's host, in node order.
+    pub ssh: Option<Vec<std::sync::Arc<crate::cluster::ssh::SshConn>>>,
 }
 
 fn stem(name: &str) -> String {
@@ -78,20 +80,71 @@ impl RunPlan {
             workload.rate = r;
         }
         workload.validate(Path::new("(command-line overrides)"))?;
-        let binary = find_binary(&cluster.binary)?;
+        let hosts = match &opts.hosts {
+            Some(p) => Some(crate::spec::hosts::HostsFile::load(p)?),
+            None => None,
+        };
+        let binary = match find_binary(&cluster.binary) {
+            Ok(b) => b,
+            // Every host has its own copy: nothing to upload, nothing to find here.
+            Err(_) if hosts.as_ref().is_some_and(|h| {
+                h.hosts.iter().take(cluster.nodes).all(|e| e.binary.is_some())
+            }) =>
+            {
+                PathBuf::from(&cluster.binary)
+            }
+            Err(e) => return Err(e.into()),
+        };
 
-        let (detected, why) = Network::detect();
-        let (mode, net_reason) = match opts.net {
-            NetChoice::Auto => (detected, why),
-            NetChoice::Loopback => (
-                NetMode::Loopback,
-                "loopback requested with --net".to_string(),
-            ),
-            NetChoice::Netns if detected == NetMode::Netns => (NetMode::Netns, why),
-            NetChoice::Netns => {
+        let (mode, net_reason) = if let Some(h) = &hosts {
+            if opts.net != NetChoice::Auto {
+                return Err(RunError::Invalid(
+                    "--net and --hosts do not go together: with --hosts every node runs on \
+                     its host"
+                        .into(),
+                ));
+            }
+            if opts.subnet.is_some() {
+                return Err(RunError::Invalid(
+                    "--subnet is for netns mode; with --hosts the hosts' own addresses are used"
+                        .into(),
+                ));
+            }
+            if h.hosts.len() < cluster.nodes {
                 return Err(RunError::Invalid(format!(
-                    "--net netns is not possible here: {why}"
-                )))
+                    "{}: names {} hosts, and the cluster has {} nodes (node i runs on host i)",
+                    h.path.display(),
+                    h.hosts.len(),
+                    cluster.nodes
+                )));
+            }
+            (
+                NetMode::Ssh,
+                format!(
+                    "ssh mode: node i on host i of {} ({})",
+                    h.path.display(),
+                    h.hosts
+                        .iter()
+                        .take(cluster.nodes)
+                        .map(|e| e.label())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        } else {
+            let (detected, why) = Network::detect();
+            match opts.net {
+                NetChoice::Auto => (detected, why),
+                NetChoice::Loopback => (
+                    NetMode::Loopback,
+                    "loopback requested with --net".to_string(),
+                ),
+                NetChoice::Netns if detected == NetMode::Netns => (NetMode::Netns, why),
+                NetChoice::Netns => {
+                    return Err(RunError::Invalid(format!(
+                        "--net netns is not possible here: {why}"
+                    )))
+                }
             }
         };
         if let Some(subnet) = &opts.subnet {
@@ -103,7 +156,15 @@ impl RunPlan {
             }
             parse_subnet24(subnet).map_err(|e| RunError::Invalid(format!("--subnet: {e}")))?;
         }
-        let partitions_ok = mode == NetMode::Netns;
+        // Over SSH: connect to every host and check it before anything starts; partitions
+        // are wanted when the nemesis names them or takes everything ("all").
+        let wants_partitions = nemesis.names_partition()
+            || nemesis.faults.iter().any(|f| f == "all");
+        let ssh = match &hosts {
+            Some(h) => Some(preflight(h, cluster.nodes, &binary, wants_partitions)?),
+            None => None,
+        };
+        let partitions_ok = mode != NetMode::Loopback;
         if !partitions_ok && nemesis.names_partition() {
             return Err(RunError::Invalid(format!(
                 "{}: this nemesis needs network partitions, which need netns mode; this run is \
@@ -120,9 +181,23 @@ impl RunPlan {
                 cluster_path.display()
             )));
         }
-        let layer_why = crate::cluster::powerfs::available()
-            .err()
-            .map(|e| e.to_string());
+        let layer_why = if ssh.is_some() {
+            Some(
+                "the nodes run on other machines over SSH, and storage faults need their data \
+                 dirs on this machine"
+                    .to_string(),
+            )
+        } else {
+            crate::cluster::powerfs::available()
+                .err()
+                .map(|e| e.to_string())
+        };
+        if let (Some(why), true, Some(_)) = (&layer_why, nemesis.names(FaultKind::Corrupt), &ssh) {
+            return Err(RunError::Invalid(format!(
+                "{}: corrupt faults damage files, and {why}",
+                nemesis_path.display()
+            )));
+        }
         if let Some(why) = &layer_why {
             if nemesis.names(FaultKind::PowerLoss) {
                 return Err(RunError::Invalid(format!(
@@ -139,7 +214,7 @@ impl RunPlan {
             partitions: partitions_ok,
             membership: membership_why.is_none(),
             power_loss: layer_why.is_none() && survives(FaultKind::PowerLoss),
-            corrupt: survives(FaultKind::Corrupt),
+            corrupt: survives(FaultKind::Corrupt) && ssh.is_none(),
         };
         let kinds = nemesis.kinds(support);
         let wants_all = nemesis.faults.iter().any(|f| f == "all");
@@ -202,6 +277,57 @@ impl RunPlan {
             asked,
             schedule,
             storage_layer,
+            ssh,
         })
     }
+}
+
+/// Connect to the first `nodes` hosts (in parallel: an unreachable host costs its connect
+/// timeout once, not once per host) and check each one; the first failure, naming its host, is
+/// the error.
+fn preflight(
+    hosts: &crate::spec::hosts::HostsFile,
+    nodes: usize,
+    binary: &Path,
+    partitions: bool,
+) -> Result<Vec<std::sync::Arc<crate::cluster::ssh::SshConn>>, RunError> {
+    use crate::cluster::ssh::SshConn;
+    let results: Vec<Result<SshConn, crate::cluster::ClusterError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = hosts
+            .hosts
+            .iter()
+            .take(nodes)
+            .map(|e| {
+                s.spawn(move || {
+                    let c = SshConn::connect(e)?;
+                    c.preflight(binary, partitions)?;
+                    Ok(c)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(crate::cluster::ClusterError::Other(
+                        "a host check panicked".into(),
+                    ))
+                })
+            })
+            .collect()
+    });
+    let mut conns = Vec::new();
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            Ok(c) => conns.push(std::sync::Arc::new(c)),
+            Err(e) => {
+                return Err(RunError::Invalid(format!(
+                    "{}: host {} of {nodes}: {e}",
+                    hosts.path.display(),
+                    i + 1
+                )))
+            }
+        }
+    }
+    Ok(conns)
 }

@@ -28,6 +28,7 @@
 //! Imports [`crate::checker`] (model names) and [`crate::client`] (the adapter registry, which
 //! checks the declarative adapters' sections), nothing that runs.
 
+pub mod hosts;
 pub mod nemesis;
 pub mod workload;
 
