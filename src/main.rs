@@ -64,6 +64,10 @@ enum Cmd {
         /// Also remove the resources of runs that are still going (they will then fail).
         #[arg(long)]
         force: bool,
+        /// Also clean the hosts of this hosts file: node processes, iptables rules and run
+        /// directories that runs over SSH left there.
+        #[arg(long, value_name = "FILE")]
+        hosts: Option<PathBuf>,
     },
     /// Convert a history between JSONL and Jepsen EDN (format chosen by the output's extension).
     Convert {
@@ -239,7 +243,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Check(args) => cmd_check(args),
         Cmd::Run(args) => cmd_run(*args),
-        Cmd::Clean { force } => cmd_clean(force),
+        Cmd::Clean { force, hosts } => cmd_clean(force, hosts.as_deref()),
         Cmd::Matrix(args) => cmd_matrix(args),
         Cmd::Report { run_dir } => cmd_report(&run_dir).map(|_| 0),
         Cmd::Convert {
@@ -600,8 +604,12 @@ fn cmd_report(dir: &Path) -> Result<()> {
 
 /// `raftcheck clean`: what was judged stale and removed on stdout, live runs skipped on
 /// stdout, what could not be removed on stderr; exit 2 if anything could not be.
-fn cmd_clean(force: bool) -> Result<i32> {
+fn cmd_clean(force: bool, hosts: Option<&std::path::Path>) -> Result<i32> {
     use raftcheck::cluster::clean::{clean, CleanOptions};
+    // A bad hosts file is refused before anything is removed.
+    let hosts = hosts
+        .map(raftcheck::spec::hosts::HostsFile::load)
+        .transpose()?;
     let report = clean(&CleanOptions { force, only: None })?;
     for run in &report.forced {
         println!(
@@ -644,7 +652,26 @@ fn cmd_clean(force: bool) -> Result<i32> {
             report.failed.len() + report.removed.len()
         );
     }
-    Ok(report.exit_code())
+    let mut code = report.exit_code();
+    if let Some(h) = &hosts {
+        let r = raftcheck::cluster::ssh::clean_hosts(h, force);
+        for line in &r.removed {
+            println!("{line}");
+        }
+        for line in &r.skipped {
+            println!("{line}");
+        }
+        for f in &r.failed {
+            eprintln!("raftcheck: {f}");
+        }
+        if r.removed.is_empty() && r.failed.is_empty() {
+            println!("nothing to clean on the {} hosts", h.hosts.len());
+        }
+        if !r.failed.is_empty() {
+            code = code.max(2);
+        }
+    }
+    Ok(code)
 }
 
 fn cmd_convert(input: &Path, output: &Path, trust_file_order: bool) -> Result<()> {

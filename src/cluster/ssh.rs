@@ -792,3 +792,184 @@ mod tests {
         assert!(!same_arch("aarch64", "x86_64"));
     }
 }
+
+/// What `raftcheck clean --hosts` did on the hosts.
+#[derive(Debug, Default)]
+pub struct HostsCleanReport {
+    /// One line per thing removed: `host 10.0.0.1:22: run rc7f3a: killed pid 412`.
+    pub removed: Vec<String>,
+    /// Runs left alone, with why (still going, or started from another machine).
+    pub skipped: Vec<String>,
+    /// What could not be checked or removed.
+    pub failed: Vec<String>,
+}
+
+/// What one host holds of one run.
+#[derive(Debug, Default)]
+struct Found {
+    /// `<dir>/<run id>` exists.
+    dir: bool,
+    /// Its `controller` file.
+    record: Option<String>,
+    /// iptables rules carry the run id.
+    rules: bool,
+    /// Processes whose environment carries the run id.
+    pids: Vec<u32>,
+}
+
+/// Whether run `run_id`, started by the controller `record` names (`<boot id> <pid>`, or none
+/// when only rules or processes carry the id), may still be going: `Ok(Some(why))` if so,
+/// `Ok(None)` if it is over, `Err(why)` if it is not ours to judge.
+fn run_is_live(run_id: &str, record: Option<&str>) -> Result<Option<String>, String> {
+    use super::runlock::{lock_file, probe, LockState};
+    match probe(&lock_file(run_id), run_id) {
+        Ok(Some(p)) if !matches!(p.state, LockState::Stale(_)) => {
+            return Ok(Some("its run lock is held".into()))
+        }
+        Ok(_) => {}
+        Err(e) => return Err(format!("its run lock cannot be probed: {e}")),
+    }
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    let mut words = record.split_whitespace();
+    let (boot, pid) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let ours = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    if boot != ours.trim() {
+        return Err(format!(
+            "started from another machine or boot ({boot}); `--force` removes it anyway"
+        ));
+    }
+    // A killed controller can linger as a zombie until its parent reaps it: not running.
+    let alive = pid.parse::<i32>().is_ok_and(|p| {
+        let running = std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .ok()
+            .and_then(|st| super::runlock::stat_state_and_start(&st))
+            .is_some_and(|(state, _)| state != 'Z' && state != 'X');
+        running
+            && std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "raftcheck")
+    });
+    Ok(alive.then(|| format!("its controller (pid {pid}) still runs")))
+}
+
+/// Remove from every host of `hosts` what runs that are over left there: node processes (by
+/// pidfile and by `RAFTCHECK_RUN_ID`), iptables rules tagged with the run id, and the run's
+/// directory. A run whose controller still runs on this machine is skipped (all, with `force`).
+pub fn clean_hosts(hosts: &crate::spec::hosts::HostsFile, force: bool) -> HostsCleanReport {
+    let mut report = HostsCleanReport::default();
+    for entry in &hosts.hosts {
+        let label = entry.label();
+        let conn = match SshConn::connect(entry) {
+            Ok(c) => c,
+            Err(e) => {
+                report.failed.push(format!("host {label}: not checked: {e}"));
+                continue;
+            }
+        };
+        let listing = format!(
+            "cd {dir} 2>/dev/null && for d in rc*; do [ -d \"$d\" ] && \
+             echo \"dir $d $(cat \"$d/controller\" 2>/dev/null)\"; done; \
+             for c in INPUT OUTPUT; do iptables -w 5 -S $c 2>/dev/null; done | \
+             grep -o 'raftcheck:rc[a-z0-9]*' | sort -u | sed 's/^raftcheck:/rule /'; \
+             for f in /proc/[0-9]*/environ; do \
+             id=$(tr '\\0' '\\n' < \"$f\" 2>/dev/null | sed -n 's/^{env}=//p'); \
+             [ -n \"$id\" ] && p=${{f#/proc/}} && echo \"proc ${{p%/environ}} $id\"; done; true",
+            dir = quote(&entry.dir),
+            env = RUN_ID_ENV,
+        );
+        let text = match conn.sh_stdout(&listing) {
+            Ok(t) => t,
+            Err(e) => {
+                report.failed.push(format!("host {label}: not checked: {e}"));
+                continue;
+            }
+        };
+        let mut runs: std::collections::BTreeMap<String, Found> = Default::default();
+        for line in text.lines() {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            let (kind, id, rest) = match w[..] {
+                ["proc", pid, id] => ("proc", id, vec![pid]),
+                [kind, id, ref rest @ ..] => (kind, id, rest.to_vec()),
+                _ => continue,
+            };
+            if !super::net::is_run_id(id) {
+                continue;
+            }
+            let f = runs.entry(id.to_string()).or_default();
+            match kind {
+                "dir" => {
+                    f.dir = true;
+                    if !rest.is_empty() {
+                        f.record = Some(rest.join(" "));
+                    }
+                }
+                "rule" => f.rules = true,
+                "proc" => f.pids.extend(rest.iter().filter_map(|p| p.parse::<u32>().ok())),
+                _ => {}
+            }
+        }
+        for (id, found) in runs {
+            if !force {
+                match run_is_live(&id, found.record.as_deref()) {
+                    Ok(None) => {}
+                    Ok(Some(why)) => {
+                        report.skipped.push(format!(
+                            "host {label}: run {id} is still going ({why}): left alone"
+                        ));
+                        continue;
+                    }
+                    Err(why) => {
+                        report.skipped.push(format!("host {label}: run {id}: {why}"));
+                        continue;
+                    }
+                }
+            }
+            let pids = found.pids;
+            let run_dir = format!("{}/{id}", entry.dir);
+            let kill = format!(
+                "for p in {run}/*/inc-*/pid; do [ -e \"$p\" ] && \
+                 kill -s KILL -- \"-$(cat \"$p\")\" 2>/dev/null; done; \
+                 for p in {pids}; do kill -s CONT $p 2>/dev/null; kill -s KILL $p 2>/dev/null; \
+                 done; true",
+                run = quote(&run_dir),
+                pids = pids
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            match conn.sh(&kill) {
+                Ok(_) => report.removed.extend(
+                    pids.iter()
+                        .map(|p| format!("host {label}: run {id}: killed pid {p}")),
+                ),
+                Err(e) => report.failed.push(format!("host {label}: run {id}: {e}")),
+            }
+            let comment = super::net::rule_comment(&id);
+            let exec = |argv: &[&str]| conn.sh(&quote_argv(argv));
+            let (gone, bad) = if found.rules {
+                super::net::delete_rules(&exec, &["INPUT", "OUTPUT"], &|c| c == comment)
+            } else {
+                Default::default()
+            };
+            report.removed.extend(
+                gone.iter()
+                    .map(|r| format!("host {label}: run {id}: removed rule {r}")),
+            );
+            report
+                .failed
+                .extend(bad.iter().map(|b| format!("host {label}: run {id}: {b}")));
+            if !found.dir {
+                continue;
+            }
+            match conn.sh(&format!("rm -rf {}", quote(&run_dir))) {
+                Ok(_) => report
+                    .removed
+                    .push(format!("host {label}: run {id}: removed {run_dir}")),
+                Err(e) => report.failed.push(format!("host {label}: run {id}: {e}")),
+            }
+        }
+    }
+    report
+}
