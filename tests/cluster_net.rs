@@ -17,7 +17,7 @@ use raftcheck::cluster::host::{Host, LocalHost};
 use raftcheck::cluster::net::{
     bridge_name, new_run_id, rule_comment, run_id_of, Grudge, NetMode, Network,
 };
-use raftcheck::cluster::process::{NodeProcess, SpawnSpec};
+use raftcheck::cluster::process::{NodeProc, SpawnSpec};
 use raftcheck::cluster::runlock::{lock_file, RunLock, StaleLock};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -342,7 +342,7 @@ fn netns_partition_isolates_a_node_but_never_the_harness() {
     }
 
     // One pong server per namespace, all on the same port: each node has its own stack.
-    let nodes: Vec<NodeProcess> = hosts
+    let nodes: Vec<Box<dyn NodeProc>> = hosts
         .iter()
         .map(|h| {
             let mut s = spec(
@@ -776,7 +776,10 @@ fn exited_reports_a_crash_and_the_log_keeps_the_output() {
         .expect("the node exits");
     assert_eq!(st.code(), Some(3));
     assert_eq!(node.exited(), Some(st));
-    assert!(node.signal(nix::sys::signal::Signal::SIGUSR1).is_err());
+    assert!(
+        node.pause().is_err(),
+        "signalling an exited node is refused"
+    );
     node.stop(Duration::from_secs(1))
         .expect("stopping a crashed node is fine");
     // A restart appends to the same log.
@@ -826,7 +829,7 @@ fn dropping_a_node_kills_it() {
     let pid = node.pid();
     let _guard = KillOnDrop(vec![pid]);
     assert!(alive(pid));
-    let shared: Arc<NodeProcess> = Arc::new(node);
+    let shared: Arc<Box<dyn NodeProc>> = Arc::new(node);
     let t = std::thread::spawn({
         let s = Arc::clone(&shared);
         move || s.exited().is_none()

@@ -186,7 +186,11 @@ impl SshConn {
 
     /// Run `script` on the host and wait (at most `timeout`); a non-zero exit is an error
     /// carrying stderr.
-    pub(crate) fn sh_timeout(&self, script: &str, timeout: Duration) -> Result<Output, ClusterError> {
+    pub(crate) fn sh_timeout(
+        &self,
+        script: &str,
+        timeout: Duration,
+    ) -> Result<Output, ClusterError> {
         let session = self.session.clone();
         let line = self.wrap(script);
         let res = block(async move {
@@ -196,10 +200,7 @@ impl SshConn {
         })?;
         let out = match res {
             Err(_) => {
-                return Err(self.err(
-                    script,
-                    format!("no answer within {} s", timeout.as_secs()),
-                ))
+                return Err(self.err(script, format!("no answer within {} s", timeout.as_secs())))
             }
             Ok(Err(e)) => return Err(self.err(script, chain(&e))),
             Ok(Ok(o)) => o,
@@ -327,8 +328,11 @@ impl SshConn {
         if !missing.is_empty() {
             return Err(fail(format!("missing commands: {}", missing.join(", "))));
         }
-        self.sh(&format!("mkdir -p {d} && test -w {d}", d = quote(&self.entry.dir)))
-            .map_err(|e| fail(format!("cannot use dir {}: {e}", self.entry.dir)))?;
+        self.sh(&format!(
+            "mkdir -p {d} && test -w {d}",
+            d = quote(&self.entry.dir)
+        ))
+        .map_err(|e| fail(format!("cannot use dir {}: {e}", self.entry.dir)))?;
         if partitions {
             self.sh("iptables -w 5 -S INPUT >/dev/null").map_err(|e| {
                 fail(format!(
@@ -544,17 +548,27 @@ impl Host for SshHost {
         Ok(())
     }
 
-    fn collect(&self, files: &NodeFiles, node_dir: &Path, keep_data: bool) -> Result<(), ClusterError> {
+    fn collect(
+        &self,
+        files: &NodeFiles,
+        node_dir: &Path,
+        keep_data: bool,
+    ) -> Result<(), ClusterError> {
         std::fs::create_dir_all(node_dir)
             .map_err(|e| self.fail(format!("creating {}: {e}", node_dir.display())))?;
         let log = quote(&files.log.display().to_string());
-        let got_log = self.conn.download(&format!("cat {log}"), &node_dir.join("log"));
+        let got_log = self
+            .conn
+            .download(&format!("cat {log}"), &node_dir.join("log"));
         let got_data = if keep_data {
             let tar = node_dir.join("data.tar");
             let r = self
                 .conn
                 .download(
-                    &format!("tar -C {} -cf - .", quote(&files.data.display().to_string())),
+                    &format!(
+                        "tar -C {} -cf - .",
+                        quote(&files.data.display().to_string())
+                    ),
                     &tar,
                 )
                 .and_then(|()| untar(&tar, &node_dir.join("data")));
@@ -578,7 +592,8 @@ impl Host for SshHost {
 }
 
 fn untar(tar: &Path, into: &Path) -> Result<(), ClusterError> {
-    std::fs::create_dir_all(into).map_err(|e| ClusterError::Other(format!("{}: {e}", into.display())))?;
+    std::fs::create_dir_all(into)
+        .map_err(|e| ClusterError::Other(format!("{}: {e}", into.display())))?;
     let (t, i) = (tar.display().to_string(), into.display().to_string());
     super::host::run(&["tar", "-C", &i, "-xf", &t]).map(|_| ())
 }
@@ -780,7 +795,10 @@ mod tests {
             .arg(quote_argv(&argv))
             .output()
             .expect("sh");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "a b|it's|$HOME|\"q\"|");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "a b|it's|$HOME|\"q\"|"
+        );
     }
 
     #[test]
@@ -863,7 +881,9 @@ pub fn clean_hosts(hosts: &crate::spec::hosts::HostsFile, force: bool) -> HostsC
         let conn = match SshConn::connect(entry) {
             Ok(c) => c,
             Err(e) => {
-                report.failed.push(format!("host {label}: not checked: {e}"));
+                report
+                    .failed
+                    .push(format!("host {label}: not checked: {e}"));
                 continue;
             }
         };
@@ -881,7 +901,9 @@ pub fn clean_hosts(hosts: &crate::spec::hosts::HostsFile, force: bool) -> HostsC
         let text = match conn.sh_stdout(&listing) {
             Ok(t) => t,
             Err(e) => {
-                report.failed.push(format!("host {label}: not checked: {e}"));
+                report
+                    .failed
+                    .push(format!("host {label}: not checked: {e}"));
                 continue;
             }
         };
@@ -905,7 +927,9 @@ pub fn clean_hosts(hosts: &crate::spec::hosts::HostsFile, force: bool) -> HostsC
                     }
                 }
                 "rule" => f.rules = true,
-                "proc" => f.pids.extend(rest.iter().filter_map(|p| p.parse::<u32>().ok())),
+                "proc" => f
+                    .pids
+                    .extend(rest.iter().filter_map(|p| p.parse::<u32>().ok())),
                 _ => {}
             }
         }
@@ -920,7 +944,9 @@ pub fn clean_hosts(hosts: &crate::spec::hosts::HostsFile, force: bool) -> HostsC
                         continue;
                     }
                     Err(why) => {
-                        report.skipped.push(format!("host {label}: run {id}: {why}"));
+                        report
+                            .skipped
+                            .push(format!("host {label}: run {id}: {why}"));
                         continue;
                     }
                 }

@@ -87,9 +87,13 @@ impl RunPlan {
         let binary = match find_binary(&cluster.binary) {
             Ok(b) => b,
             // Every host has its own copy: nothing to upload, nothing to find here.
-            Err(_) if hosts.as_ref().is_some_and(|h| {
-                h.hosts.iter().take(cluster.nodes).all(|e| e.binary.is_some())
-            }) =>
+            Err(_)
+                if hosts.as_ref().is_some_and(|h| {
+                    h.hosts
+                        .iter()
+                        .take(cluster.nodes)
+                        .all(|e| e.binary.is_some())
+                }) =>
             {
                 PathBuf::from(&cluster.binary)
             }
@@ -158,8 +162,8 @@ impl RunPlan {
         }
         // Over SSH: connect to every host and check it before anything starts; partitions
         // are wanted when the nemesis names them or takes everything ("all").
-        let wants_partitions = nemesis.names_partition()
-            || nemesis.faults.iter().any(|f| f == "all");
+        let wants_partitions =
+            nemesis.names_partition() || nemesis.faults.iter().any(|f| f == "all");
         let ssh = match &hosts {
             Some(h) => Some(preflight(h, cluster.nodes, &binary, wants_partitions)?),
             None => None,

@@ -195,7 +195,10 @@ impl HostsFile {
                 return Err(bad(field("port"), "must be 1 to 65535".into()));
             }
             let address = h.address.trim().to_string();
-            if address.is_empty() || address.starts_with('-') || address.contains(char::is_whitespace) {
+            if address.is_empty()
+                || address.starts_with('-')
+                || address.contains(char::is_whitespace)
+            {
                 return Err(bad(
                     field("address"),
                     format!("{:?} is not a host address or name", h.address),
@@ -207,23 +210,31 @@ impl HostsFile {
                 .clone()
                 .or_else(|| d.dir.clone())
                 .unwrap_or_else(|| "/tmp/raftcheck".into());
-            if !dir.starts_with('/') || !dir.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
+            if !dir.starts_with('/')
+                || !dir
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+            {
                 return Err(bad(
                     field("dir"),
                     format!("{dir:?} must be an absolute path of letters, digits and / . _ -"),
                 ));
             }
-            let key = f.key.as_ref().or(d.key.as_ref()).map(|k| local_path(base, k));
+            let key = f
+                .key
+                .as_ref()
+                .or(d.key.as_ref())
+                .map(|k| local_path(base, k));
             if let Some(k) = &key {
                 if !k.is_file() {
-                    return Err(bad(
-                        field("key"),
-                        format!("no key file at {}", k.display()),
-                    ));
+                    return Err(bad(field("key"), format!("no key file at {}", k.display())));
                 }
             }
             let user = f.user.clone().or_else(|| d.user.clone());
-            if user.as_deref().is_some_and(|u| u.is_empty() || u.starts_with('-')) {
+            if user
+                .as_deref()
+                .is_some_and(|u| u.is_empty() || u.starts_with('-'))
+            {
                 return Err(bad(field("user"), "must be a login name".into()));
             }
             hosts.push(HostEntry {
@@ -303,18 +314,45 @@ mod tests {
         for (text, want) in [
             ("", "no [[host]]"),
             ("[[host]]\naddress = \"\"\n", "host[0].address"),
-            ("[[host]]\naddress = \"-oProxyCommand=x\"\n", "host[0].address"),
+            (
+                "[[host]]\naddress = \"-oProxyCommand=x\"\n",
+                "host[0].address",
+            ),
             ("[[host]]\naddress = \"::1\"\n", "IPv6"),
-            ("[[host]]\naddress = \"10.0.0.1\"\ndir = \"tmp\"\n", "host[0].dir"),
-            ("[[host]]\naddress = \"10.0.0.1\"\ndir = \"/a b\"\n", "host[0].dir"),
-            ("[[host]]\naddress = \"10.0.0.1\"\nkey = \"/nonexistent/key\"\n", "host[0].key"),
-            ("[[host]]\naddress = \"10.0.0.1\"\nport = 0\n", "host[0].port"),
-            ("[[host]]\naddress = \"10.0.0.1\"\nsudoo = true\n", "unknown field"),
-            ("[[host]]\naddress = \"no-such-host.invalid\"\n", "cannot resolve"),
-            ("[[host]]\naddress = \"10.0.0.1\"\nhost_key_check = \"maybe\"\n", "host_key_check"),
+            (
+                "[[host]]\naddress = \"10.0.0.1\"\ndir = \"tmp\"\n",
+                "host[0].dir",
+            ),
+            (
+                "[[host]]\naddress = \"10.0.0.1\"\ndir = \"/a b\"\n",
+                "host[0].dir",
+            ),
+            (
+                "[[host]]\naddress = \"10.0.0.1\"\nkey = \"/nonexistent/key\"\n",
+                "host[0].key",
+            ),
+            (
+                "[[host]]\naddress = \"10.0.0.1\"\nport = 0\n",
+                "host[0].port",
+            ),
+            (
+                "[[host]]\naddress = \"10.0.0.1\"\nsudoo = true\n",
+                "unknown field",
+            ),
+            (
+                "[[host]]\naddress = \"no-such-host.invalid\"\n",
+                "cannot resolve",
+            ),
+            (
+                "[[host]]\naddress = \"10.0.0.1\"\nhost_key_check = \"maybe\"\n",
+                "host_key_check",
+            ),
         ] {
             let e = load(text).expect_err(text).to_string();
-            assert!(e.contains("hosts.toml") && e.contains(want), "{text:?}: {e}");
+            assert!(
+                e.contains("hosts.toml") && e.contains(want),
+                "{text:?}: {e}"
+            );
         }
     }
 }
