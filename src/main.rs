@@ -177,6 +177,10 @@ struct MatrixArgs {
     /// Summarise an existing table instead of running (e.g. docs/matrix/runs.jsonl).
     #[arg(long)]
     summarise: Option<PathBuf>,
+    /// Run every row over SSH on the hosts of this file (as `run --hosts`); rows with storage
+    /// faults are skipped.
+    #[arg(long, value_name = "FILE")]
+    hosts: Option<PathBuf>,
 }
 
 fn parse_positive(s: &str) -> Result<f64, String> {
@@ -550,6 +554,7 @@ fn cmd_matrix(args: MatrixArgs) -> Result<i32> {
                 time_limit: args.time_limit,
                 results_root: args.results.clone(),
                 record: args.record.clone(),
+                hosts: args.hosts.clone(),
                 interrupt: interrupt.clone(),
             },
         )?,

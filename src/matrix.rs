@@ -196,10 +196,23 @@ pub struct MatrixOptions {
     pub results_root: PathBuf,
     /// Append each run to this JSONL table.
     pub record: Option<PathBuf>,
+    /// Run every row over SSH on these hosts (`--hosts`); rows with storage faults, which need
+    /// the data dirs on this machine, are skipped and said so.
+    pub hosts: Option<PathBuf>,
     /// Raised by Ctrl-C or SIGTERM: the current run ends as `run` ends (heal, stop, clean,
     /// check), is not recorded (a run cut short proves nothing either way), and no further run
     /// starts.
     pub interrupt: std::sync::Arc<run::Interrupt>,
+}
+
+/// Whether a row's nemesis has storage faults (which cannot run over SSH). A nemesis that does
+/// not load says no: its run then fails with the load error, recorded as such.
+fn needs_local_files(nemesis: &str) -> bool {
+    use crate::spec::nemesis::{FaultKind, NemesisSpec};
+    crate::spec::resolve("nemesis", "nemesis", nemesis)
+        .ok()
+        .and_then(|p| NemesisSpec::load(&p).ok())
+        .is_some_and(|n| n.names(FaultKind::PowerLoss) || n.names(FaultKind::Corrupt))
 }
 
 /// Run the selected rows; returns every run's record.
@@ -230,6 +243,14 @@ pub fn run_matrix(
         .filter(|r| opts.rows.is_empty() || opts.rows.contains(&r.name))
         .collect();
     for row in rows {
+        if opts.hosts.is_some() && needs_local_files(&row.nemesis) {
+            eprintln!(
+                "raftcheck matrix: {}: skipped over SSH (its storage faults need the data dirs \
+                 on this machine)",
+                row.name
+            );
+            continue;
+        }
         for s in 0..opts.seeds {
             if opts.interrupt.is_raised() {
                 return Ok(records);
@@ -256,17 +277,21 @@ pub fn run_matrix(
                 subnet: None,
                 keep_data: false,
                 storage_layer: false,
-                hosts: None,
+                hosts: opts.hosts.clone(),
                 check_time_limit: Some(120.0),
                 progress: false,
                 command: format!(
-                    "raftcheck run --cluster {} --workload {} --nemesis {}{}{} --time-limit {} --seed {seed}",
+                    "raftcheck run --cluster {} --workload {} --nemesis {}{}{} --time-limit {} --seed {seed}{}",
                     row.cluster,
                     row.workload,
                     row.nemesis,
                     row.nodes.map(|n| format!(" --nodes {n}")).unwrap_or_default(),
                     row.bug.as_deref().map(|b| format!(" --node-arg=--bug={b}")).unwrap_or_default(),
                     secs,
+                    opts.hosts
+                        .as_ref()
+                        .map(|h| format!(" --hosts {}", h.display()))
+                        .unwrap_or_default(),
                 ),
                 interrupt: opts.interrupt.clone(),
             };

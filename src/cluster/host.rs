@@ -46,6 +46,36 @@ pub trait Host: Send + Sync {
         None
     }
 
+    /// Make the DROP rules tagged `comment` in this host's INPUT chain exactly one per address
+    /// of `sources` (none: heal). Hosts that pay a round trip per command override it to do it
+    /// in one.
+    fn replace_drops(&self, comment: &str, sources: &[IpAddr]) -> Result<(), ClusterError> {
+        let exec = |argv: &[&str]| self.exec(argv);
+        let (_, bad) = super::net::delete_rules(&exec, &["INPUT", "OUTPUT"], &|c| c == comment);
+        if !bad.is_empty() {
+            return Err(ClusterError::Other(bad.join("; ")));
+        }
+        for src in sources {
+            let src = src.to_string();
+            self.exec(&[
+                "iptables",
+                "-w",
+                super::net::IPTABLES_WAIT,
+                "-A",
+                "INPUT",
+                "-s",
+                &src,
+                "-j",
+                "DROP",
+                "-m",
+                "comment",
+                "--comment",
+                comment,
+            ])?;
+        }
+        Ok(())
+    }
+
     /// Whether the node's files are on this machine, at the paths [`Host::prepare`] returns.
     /// Storage faults (the FUSE layer, damaging files) need that.
     fn files_are_local(&self) -> bool {

@@ -67,7 +67,7 @@ const POOL: [u8; 2] = [10, 231];
 pub(crate) const MAX_NODES: usize = 100;
 
 /// Seconds iptables waits for the xtables lock: concurrent runs (and every namespace) share it.
-const IPTABLES_WAIT: &str = "10";
+pub(crate) const IPTABLES_WAIT: &str = "10";
 
 /// Where nodes run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -325,7 +325,7 @@ impl Network {
 
     /// The network of a run over SSH: node i on `conns[i]`'s host, at its address. Nothing is
     /// created; partitions are iptables rules on the hosts, tagged with the run id.
-    pub(crate) fn over_ssh(
+    pub fn over_ssh(
         run_id: &str,
         conns: &[Arc<super::ssh::SshConn>],
     ) -> Result<Network, ClusterError> {
@@ -456,35 +456,58 @@ impl Network {
                 )));
             }
         }
-        self.heal()?;
         let comment = rule_comment(&self.run_id);
-        for (&i, peers) in grudge {
-            for &j in peers.iter().filter(|&&j| j != i) {
-                let src = self.hosts[j].ip().to_string();
-                let added = self.hosts[i].exec(&[
-                    "iptables",
-                    "-w",
-                    IPTABLES_WAIT,
-                    "-A",
-                    "INPUT",
-                    "-s",
-                    &src,
-                    "-j",
-                    "DROP",
-                    "-m",
-                    "comment",
-                    "--comment",
-                    &comment,
-                ]);
-                if let Err(e) = added {
-                    // Half a partition is worse than none: the nemesis records a failure.
-                    let _ = self.heal();
-                    return Err(e);
-                }
-            }
+        let drops: Vec<Vec<IpAddr>> = (0..n)
+            .map(|i| {
+                grudge
+                    .get(&i)
+                    .map(|peers| {
+                        peers
+                            .iter()
+                            .filter(|&&j| j != i)
+                            .map(|&j| self.hosts[j].ip())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        if let Err(e) = self.replace_drops(&comment, &drops) {
+            // Half a partition is worse than none: the nemesis records a failure.
+            let _ = self.heal();
+            return Err(e);
         }
         tracing::debug!(run_id = %self.run_id, ?grudge, "partition installed");
         Ok(())
+    }
+
+    /// Every host's rules at once (one thread per host: over SSH each is a round trip).
+    fn replace_drops(&self, comment: &str, drops: &[Vec<IpAddr>]) -> Result<(), ClusterError> {
+        let failed: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .hosts
+                .iter()
+                .zip(drops)
+                .map(|(h, d)| {
+                    s.spawn(move || {
+                        h.replace_drops(comment, d)
+                            .map_err(|e| format!("{}: {e}", h.name()))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| match h.join() {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(_) => Some("a rule update panicked".into()),
+                })
+                .collect()
+        });
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(ClusterError::Other(failed.join("; ")))
+        }
     }
 
     /// Remove exactly this run's DROP rules from every node namespace. Idempotent; a no-op in
@@ -494,20 +517,9 @@ impl Network {
             return Ok(());
         }
         let comment = rule_comment(&self.run_id);
-        let mut failed = Vec::new();
-        for h in &self.hosts {
-            let exec = |argv: &[&str]| h.exec(argv);
-            let (_, bad) = delete_rules(&exec, &["INPUT", "OUTPUT"], &|c| c == comment);
-            failed.extend(bad.into_iter().map(|b| format!("{}: {b}", h.name())));
-        }
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(ClusterError::Other(format!(
-                "heal failed: {}",
-                failed.join("; ")
-            )))
-        }
+        let none = vec![Vec::new(); self.hosts.len()];
+        self.replace_drops(&comment, &none)
+            .map_err(|e| ClusterError::Other(format!("heal failed: {e}")))
     }
 
     /// Delete the run's processes-in-namespaces, veths, namespaces, bridge and root iptables

@@ -502,6 +502,11 @@ impl Host for SshHost {
         false
     }
 
+    fn replace_drops(&self, comment: &str, sources: &[IpAddr]) -> Result<(), ClusterError> {
+        let srcs: Vec<String> = sources.iter().map(IpAddr::to_string).collect();
+        set_drops(&self.conn, comment, &srcs)
+    }
+
     fn install(&self, binary: &Path) -> Result<PathBuf, ClusterError> {
         if let Some(p) = &self.conn.entry.binary {
             return Ok(PathBuf::from(p));
@@ -738,8 +743,12 @@ impl NodeProc for RemoteProcess {
         if self.exited().is_some() {
             return Ok(());
         }
-        let _ = self.signal("CONT");
-        let _ = self.signal("KILL");
+        // One round trip: a paused node gets SIGCONT first, as locally.
+        let _ = self.conn.sh(&format!(
+            "[ -e {s} ] || {{ kill -s CONT -- -{pid}; kill -s KILL -- -{pid}; }} 2>/dev/null; true",
+            s = quote(&format!("{}/status", self.inc)),
+            pid = self.pid
+        ));
         match self.wait_exit(KILL_WAIT) {
             Some(_) => Ok(()),
             None => Err(self.err(format!(
@@ -998,4 +1007,26 @@ pub fn clean_hosts(hosts: &crate::spec::hosts::HostsFile, force: bool) -> HostsC
         }
     }
     report
+}
+
+/// Replace this run's DROP rules on one host with `drops` (source addresses), in one round
+/// trip: delete every INPUT rule tagged `comment`, then add one per address.
+pub(crate) fn set_drops(
+    conn: &SshConn,
+    comment: &str,
+    drops: &[String],
+) -> Result<(), ClusterError> {
+    let mut script = format!(
+        "iptables -w 10 -S INPUT | grep -F -- {tag} | sed 's/^-A /-D /' | \
+         while read -r rule; do eval \"iptables -w 10 $rule\" || exit 1; done",
+        tag = quote(&format!("--comment {comment}")),
+    );
+    for src in drops {
+        script.push_str(&format!(
+            " && iptables -w 10 -A INPUT -s {} -j DROP -m comment --comment {}",
+            quote(src),
+            quote(comment)
+        ));
+    }
+    conn.sh(&script).map(|_| ())
 }
