@@ -337,9 +337,11 @@ fn roll_back(mut s: State, torn_seed: Option<u64>) -> Result<Discarded, DiskErro
         u.file.set_len(u.durable_len).map_err(io_err(&path))?;
         let mut kept = None;
         if let (Some(w), Some(seed)) = (&torn, torn_seed) {
-            if w.ino == ino && !w.data.is_empty() && u.changes == 1 {
+            let cuts = sector_cuts(w.offset, w.data.len() as u64);
+            if w.ino == ino && cuts > 0 && u.changes == 1 {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                let k = rng.random_range(0..w.data.len());
+                let first = (w.offset / SECTOR + 1) * SECTOR;
+                let k = (first + SECTOR * rng.random_range(0..cuts) - w.offset) as usize;
                 u.file
                     .write_all_at(&w.data[..k], w.offset)
                     .map_err(io_err(&path))?;
@@ -393,6 +395,27 @@ fn roll_back(mut s: State, torn_seed: Option<u64>) -> Result<Discarded, DiskErro
     empty_dir(&s.trash)?;
     sync_tree(&s.backing);
     Ok(out)
+}
+
+/// A drive writes a sector whole or not at all, so a torn write keeps the sectors before some
+/// boundary and loses the rest; a write inside one sector cannot tear. (A cut at an arbitrary
+/// byte would leave records no real power cut leaves: etcd rightly refuses a complete-length
+/// WAL record whose tail is zero within a sector as corruption.)
+pub(crate) const SECTOR: u64 = 512;
+
+/// How many sector boundaries lie strictly inside a write of `len` bytes at `offset`: the
+/// places it can tear.
+pub(crate) fn sector_cuts(offset: u64, len: u64) -> u64 {
+    if len == 0 {
+        return 0;
+    }
+    let end = offset + len;
+    let first = (offset / SECTOR + 1) * SECTOR;
+    if first >= end {
+        0
+    } else {
+        (end - 1 - first) / SECTOR + 1
+    }
 }
 
 /// Move `from` back to `to` during a rollback, if it still exists.

@@ -162,16 +162,46 @@ fn a_torn_write_keeps_a_seeded_prefix_of_the_last_unsynced_write() {
     f.write_all(b"head").unwrap();
     f.sync_all().unwrap();
     sync_dir(&mp);
-    f.write_all(&[7u8; 100]).unwrap();
+    f.write_all(&[7u8; 2000]).unwrap();
     drop(f);
     let lost = fs.power_loss(Some(42)).unwrap();
     let (off, kept, of) = lost.files[0].torn.unwrap();
-    assert_eq!((off, of), (4, 100));
-    assert!(kept < 100);
+    assert_eq!((off, of), (4, 2000));
+    // Cut on a sector boundary of the file: 512, 1024 or 1536.
+    assert!([508, 1020, 1532].contains(&kept), "kept {kept}");
     let data = fs::read(mp.join("wal")).unwrap();
     assert_eq!(data.len() as u64, 4 + kept);
     assert!(data[4..].iter().all(|&b| b == 7));
     assert!(lost.summary().contains("torn"));
+}
+
+#[test]
+fn a_write_inside_one_sector_is_lost_whole_never_torn() {
+    let Some((_d, mut fs, mp)) = layer("sector") else {
+        return;
+    };
+    let mut f = File::create(mp.join("wal")).unwrap();
+    f.write_all(b"head").unwrap();
+    f.sync_all().unwrap();
+    sync_dir(&mp);
+    f.write_all(&[7u8; 56]).unwrap();
+    drop(f);
+    let lost = fs.power_loss(Some(42)).unwrap();
+    assert_eq!(lost.files[0].torn, None);
+    assert_eq!(fs::read(mp.join("wal")).unwrap(), b"head");
+}
+
+#[test]
+fn tears_fall_only_on_sector_boundaries_inside_the_write() {
+    use super::sector_cuts;
+    assert_eq!(sector_cuts(0, 0), 0);
+    assert_eq!(sector_cuts(4, 100), 0);
+    assert_eq!(sector_cuts(0, 512), 0);
+    assert_eq!(sector_cuts(0, 513), 1);
+    assert_eq!(sector_cuts(170_232, 56), 0);
+    assert_eq!(sector_cuts(500, 13), 1);
+    assert_eq!(sector_cuts(4, 2000), 3);
+    assert_eq!(sector_cuts(512, 1024), 1);
 }
 
 #[test]
