@@ -7,10 +7,12 @@
 //! and fail instead under RAFTCHECK_REQUIRE_ALL=1. Runs are serialised (one cluster at a time on
 //! a 2-core machine) and bounded by the harness's own time limits plus a watchdog.
 
+mod support;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use support::{have, raftcheck, results_json, text};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -29,12 +31,6 @@ fn require(ok: bool, why: &str) -> bool {
     false
 }
 
-fn have(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-        .unwrap_or(false)
-}
-
 fn netns_possible() -> bool {
     nix::unistd::geteuid().is_root() && have("ip") && have("iptables")
 }
@@ -49,48 +45,6 @@ fn etcd_in_netns() -> bool {
 
 fn raftkv_built() -> bool {
     raftcheck::cluster::find_binary("raftkv").is_ok_and(|p| !p.starts_with("/usr"))
-}
-
-/// Run raftcheck with a watchdog: killed if it outlives `limit`.
-fn raftcheck(args: &[&str], limit: Duration) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_raftcheck"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start raftcheck");
-    let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("collect");
-            panic!(
-                "raftcheck {args:?} ran past {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.wait_with_output().expect("collect")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn results_json(root: &Path) -> serde_json::Value {
-    let p = root.join("latest").join("results.json");
-    let t = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    serde_json::from_str(&t).expect("results.json parses")
 }
 
 fn leftovers(run_id: &str) -> Vec<String> {

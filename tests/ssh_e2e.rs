@@ -8,21 +8,17 @@
 //! serialised and bounded by the harness's time limits plus a watchdog; every stand-in is torn
 //! down by a Drop guard, so a failing test leaves nothing behind.
 
+mod support;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use support::{have, raftcheck, results_json, text};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn have(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-        .unwrap_or(false)
 }
 
 /// Whether the stand-in can be built here; prints SKIPPED (or panics under
@@ -183,45 +179,6 @@ impl Drop for StandIn {
             .arg(self.dir.path())
             .status();
     }
-}
-
-/// Run raftcheck with a watchdog: killed if it outlives `limit`.
-fn raftcheck(args: &[&str], limit: Duration) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_raftcheck"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start raftcheck");
-    let deadline = Instant::now() + limit;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("collect");
-            panic!(
-                "raftcheck {args:?} ran past {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.wait_with_output().expect("collect")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn results_json(root: &Path) -> serde_json::Value {
-    let p = root.join("latest").join("results.json");
-    let t = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    serde_json::from_str(&t).expect("results.json parses")
 }
 
 fn installed(results: &Path, fault: &str) -> usize {

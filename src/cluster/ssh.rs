@@ -113,6 +113,14 @@ fn quote_argv<S: AsRef<str>>(argv: &[S]) -> String {
         .join(" ")
 }
 
+/// Which way [`SshConn::stream`] moves a file.
+enum Stream {
+    /// The local file is the command's stdin.
+    Send(PathBuf),
+    /// The command's stdout becomes the local file.
+    Receive(PathBuf),
+}
+
 /// A master connection to one host, shared by the node that runs there and by clean.
 pub struct SshConn {
     entry: HostEntry,
@@ -236,53 +244,52 @@ impl SshConn {
             t = quote(&tmp),
             to = quote(to)
         );
-        let line = self.wrap(&script);
-        let session = self.session.clone();
-        let from = from.to_path_buf();
-        let res = block(async move {
-            let mut file = tokio::fs::File::open(&from)
-                .await
-                .map_err(|e| format!("reading {}: {e}", from.display()))?;
-            let mut cmd = session.arc_raw_command(line);
-            cmd.stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            let mut child = cmd.spawn().await.map_err(|e| chain(&e))?;
-            if let Some(mut stdin) = child.stdin().take() {
-                tokio::io::copy(&mut file, &mut stdin)
-                    .await
-                    .map_err(|e| format!("sending: {e}"))?;
-                use tokio::io::AsyncWriteExt;
-                let _ = stdin.shutdown().await;
-            }
-            let out = child.wait_with_output().await.map_err(|e| chain(&e))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-            }
-        })?;
-        res.map_err(|msg| self.err(&format!("upload to {to}"), msg))
+        self.stream(&script, Stream::Send(from.to_path_buf()))
+            .map_err(|msg| self.err(&format!("upload to {to}"), msg))
     }
 
     /// Stream the output of `script` on the host into the local file `to`.
     fn download(&self, script: &str, to: &Path) -> Result<(), ClusterError> {
+        self.stream(script, Stream::Receive(to.to_path_buf()))
+            .map_err(|msg| self.err(script, msg))
+    }
+
+    /// Run `script` with a local file as its stdin or as where its stdout goes, without
+    /// holding the file in memory (a data dir brought back can be large).
+    fn stream(&self, script: &str, how: Stream) -> Result<(), String> {
+        use tokio::io::AsyncWriteExt;
         let line = self.wrap(script);
         let session = self.session.clone();
-        let to_owned = to.to_path_buf();
-        let res = block(async move {
-            let mut file = tokio::fs::File::create(&to_owned)
-                .await
-                .map_err(|e| format!("creating {}: {e}", to_owned.display()))?;
+        block(async move {
             let mut cmd = session.arc_raw_command(line);
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+            cmd.stderr(Stdio::piped());
+            match &how {
+                Stream::Send(_) => cmd.stdin(Stdio::piped()).stdout(Stdio::null()),
+                Stream::Receive(_) => cmd.stdin(Stdio::null()).stdout(Stdio::piped()),
+            };
             let mut child = cmd.spawn().await.map_err(|e| chain(&e))?;
-            if let Some(mut stdout) = child.stdout().take() {
-                tokio::io::copy(&mut stdout, &mut file)
-                    .await
-                    .map_err(|e| format!("receiving: {e}"))?;
+            match &how {
+                Stream::Send(from) => {
+                    let mut file = tokio::fs::File::open(from)
+                        .await
+                        .map_err(|e| format!("reading {}: {e}", from.display()))?;
+                    if let Some(mut stdin) = child.stdin().take() {
+                        tokio::io::copy(&mut file, &mut stdin)
+                            .await
+                            .map_err(|e| format!("sending: {e}"))?;
+                        let _ = stdin.shutdown().await;
+                    }
+                }
+                Stream::Receive(to) => {
+                    let mut file = tokio::fs::File::create(to)
+                        .await
+                        .map_err(|e| format!("creating {}: {e}", to.display()))?;
+                    if let Some(mut stdout) = child.stdout().take() {
+                        tokio::io::copy(&mut stdout, &mut file)
+                            .await
+                            .map_err(|e| format!("receiving: {e}"))?;
+                    }
+                }
             }
             let out = child.wait_with_output().await.map_err(|e| chain(&e))?;
             if out.status.success() {
@@ -290,8 +297,8 @@ impl SshConn {
             } else {
                 Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
             }
-        })?;
-        res.map_err(|msg| self.err(script, msg))
+        })
+        .map_err(|e| e.to_string())?
     }
 
     /// Everything a run needs of the host, checked before any node starts: a shell, `setsid`
@@ -1016,10 +1023,15 @@ pub(crate) fn set_drops(
     comment: &str,
     drops: &[String],
 ) -> Result<(), ClusterError> {
+    // `iptables -S` prints the comment quoted (`--comment "raftcheck:rc7f3a"`), some versions
+    // bare; the pattern takes both and no longer run id. The check after the deletions makes a
+    // heal that removed nothing fail loudly instead of passing.
+    let pattern = quote(&format!("--comment \"?{comment}\"?( |$)"));
     let mut script = format!(
-        "iptables -w 10 -S INPUT | grep -F -- {tag} | sed 's/^-A /-D /' | \
-         while read -r rule; do eval \"iptables -w 10 $rule\" || exit 1; done",
-        tag = quote(&format!("--comment {comment}")),
+        "iptables -w 10 -S INPUT | grep -E -- {pattern} | sed 's/^-A /-D /' | \
+         while read -r rule; do eval \"iptables -w 10 $rule\" || exit 1; done && \
+         if iptables -w 10 -S INPUT | grep -qE -- {pattern}; then \
+         echo 'rules tagged {comment} are still there after deleting them' >&2; exit 1; fi",
     );
     for src in drops {
         script.push_str(&format!(
