@@ -77,7 +77,10 @@ impl StandIn {
             .map(|k| 100 + ((pid + k) % 100) as u8)
             .find(|o| !used.contains(&format!("10.232.{o}.")))
             .expect("a free 10.232.X.0/24");
-        let tag = format!("{:x}", (pid ^ (octet as u32 * 7919)) & 0xffff);
+        // Unique per stand-in, so one never meets what an earlier one is still tearing down.
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("{:02x}{:02x}", pid & 0xff, seq & 0xff);
         let dir = tempfile::tempdir().expect("tempdir");
         let s = StandIn { tag, octet, dir };
         let o = Command::new(&script)

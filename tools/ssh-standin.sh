@@ -88,6 +88,11 @@ down)
     for pidfile in "$out"/sshd.h*.pid; do
         [ -e "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
     done
+    # The root ends of the veths first: deleting one deletes its pair at once, where a
+    # namespace's own teardown would do it later, asynchronously.
+    for l in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^ssb$tag[0-9]*$" || true); do
+        ip link delete "$l" 2>/dev/null || true
+    done
     for ns in $(ip netns list | awk '{print $1}' | grep "^ssb-$tag-h" || true); do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
         ip netns delete "$ns" || true
