@@ -4,7 +4,7 @@
 //! A further backend (`docker exec`, `kubectl exec`) implements the same trait: `spawn` (start
 //! the server detached, return a [`NodeProc`] that can signal it and learn its exit), `exec`
 //! (run iptables where the node's network is), and, when the node's files are not on this
-//! machine, the four file methods ([`Host::install`], [`Host::prepare`], [`Host::tail`],
+//! machine, the file methods ([`Host::install`], [`Host::prepare`], [`Host::tail`],
 //! [`Host::wipe`], [`Host::collect`]). Nothing above `cluster/` changes.
 
 use super::process::{spawn_node, NodeProc, SpawnSpec};
