@@ -186,6 +186,11 @@ impl SshConn {
     }
 
     fn err(&self, what: &str, msg: String) -> ClusterError {
+        // Scripts can be long; the start says which one it was.
+        let what: String = match what.char_indices().nth(72) {
+            Some((i, _)) => format!("{}...", &what[..i]),
+            None => what.to_string(),
+        };
         ClusterError::Command {
             cmd: format!("{}: {what}", self.entry.label()),
             msg,

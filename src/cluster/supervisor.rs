@@ -608,9 +608,19 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(self.node_dirs[i].join("copies"));
         }
         let keep = self.keep_data.load(std::sync::atomic::Ordering::Relaxed);
+        let remote = self.hosts.iter().any(|h| !h.files_are_local());
+        let clean = if remote {
+            "`raftcheck clean --hosts <hosts file>` once the host answers"
+        } else {
+            "run `raftcheck clean`"
+        };
         for (i, h) in self.hosts.iter().enumerate() {
             if let Err(e) = h.collect(&self.files[i], &self.node_dirs[i], keep) {
-                eprintln!("raftcheck: warning: {e}");
+                eprintln!(
+                    "raftcheck: warning: {}: not all collected and removed, it may still run \
+                     there ({clean}): {e}",
+                    self.names[i]
+                );
             }
         }
         let left = self
@@ -619,7 +629,7 @@ impl Drop for Cluster {
             .map(|n| n.teardown())
             .unwrap_or_default();
         for l in left {
-            eprintln!("raftcheck: warning: could not remove {l} (run `raftcheck clean`)");
+            eprintln!("raftcheck: warning: could not remove {l} ({clean})");
         }
     }
 }
