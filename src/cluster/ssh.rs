@@ -55,12 +55,8 @@ const CONTROL_DIR: &str = "/tmp/raftcheck-ssh";
 /// blocking on a separate runtime is safe from both.
 static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
 
-fn block<F>(fut: F) -> Result<F::Output, ClusterError>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let rt = RUNTIME
+fn runtime() -> Result<&'static tokio::runtime::Runtime, ClusterError> {
+    RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -70,21 +66,27 @@ where
                 .map_err(|e| format!("cannot start the SSH runtime: {e}"))
         })
         .as_ref()
-        .map_err(|e| ClusterError::Other(e.clone()))?;
+        .map_err(|e| ClusterError::Other(e.clone()))
+}
+
+fn block<F>(fut: F) -> Result<F::Output, ClusterError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     let (tx, rx) = std::sync::mpsc::channel();
-    rt.spawn(async move {
+    runtime()?.spawn(async move {
         let _ = tx.send(fut.await);
     });
     rx.recv()
         .map_err(|_| ClusterError::Other("the SSH runtime stopped".into()))
 }
 
-fn spawn_task<F>(fut: F) -> Option<tokio::task::AbortHandle>
+fn spawn_task<F>(fut: F) -> Result<tokio::task::AbortHandle, ClusterError>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let rt = RUNTIME.get()?.as_ref().ok()?;
-    Some(rt.spawn(fut).abort_handle())
+    Ok(runtime()?.spawn(fut).abort_handle())
 }
 
 /// An error and its sources, one line: openssh's own messages are generic ("the master
@@ -204,8 +206,18 @@ impl SshConn {
         script: &str,
         timeout: Duration,
     ) -> Result<Output, ClusterError> {
+        self.run_line(self.wrap(script), script, timeout)
+    }
+
+    /// Run a command line exactly as given (the login shell parses it); `script` names it in
+    /// errors.
+    fn run_line(
+        &self,
+        line: String,
+        script: &str,
+        timeout: Duration,
+    ) -> Result<Output, ClusterError> {
         let session = self.session.clone();
-        let line = self.wrap(script);
         let res = block(async move {
             let mut cmd = session.arc_raw_command(line);
             cmd.stdin(Stdio::null());
@@ -313,23 +325,8 @@ impl SshConn {
         let label = self.entry.label();
         let fail = |msg: String| ClusterError::Other(format!("host {label}: {msg}"));
         if self.entry.sudo {
-            let sudo = self.session.clone();
-            let out = block(async move {
-                let mut c = sudo.arc_raw_command("sudo -n true");
-                c.stdin(Stdio::null());
-                tokio::time::timeout(COMMAND_TIMEOUT, c.output()).await
-            })?;
-            match out {
-                Ok(Ok(o)) if o.status.success() => {}
-                Ok(Ok(o)) => {
-                    return Err(fail(format!(
-                        "sudo = true, but `sudo -n true` failed: {}",
-                        String::from_utf8_lossy(&o.stderr).trim()
-                    )))
-                }
-                Ok(Err(e)) => return Err(fail(format!("sudo check: {}", chain(&e)))),
-                Err(_) => return Err(fail("sudo check: no answer".into())),
-            }
+            self.run_line("sudo -n true".into(), "sudo -n true", COMMAND_TIMEOUT)
+                .map_err(|e| fail(format!("sudo = true, but {e}")))?;
         }
         let missing = self
             .sh_stdout(
@@ -688,7 +685,8 @@ impl RemoteProcess {
             pid,
             inc,
             shared,
-            watcher,
+            // The runtime exists: the connection this node was started over was made on it.
+            watcher: watcher.ok(),
         }
     }
 

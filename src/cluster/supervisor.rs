@@ -60,10 +60,9 @@ pub struct Cluster {
     argv: Vec<Vec<String>>,
     /// Per node: the spec's `rejoin_args`, filled in.
     rejoin: Vec<Vec<String>>,
-    /// Per node: its data dir (wiped by the membership nemesis) and log, on its host.
+    /// Per node: its data dir (wiped by the membership nemesis, damaged by storage faults when
+    /// it is on this machine) and log, on its host.
     files: Vec<NodeFiles>,
-    /// Per node: its data dir as this machine sees it (storage faults need it here).
-    data_dirs: Vec<PathBuf>,
     env: Vec<(String, String)>,
     /// At the end, bring remote data dirs back too (`--keep-data`).
     keep_data: std::sync::atomic::AtomicBool,
@@ -158,7 +157,6 @@ impl Cluster {
             .collect();
         let mut argv = Vec::new();
         let mut rejoin = Vec::new();
-        let mut data_dirs = Vec::new();
         let mut files = Vec::new();
         let mut endpoints = Vec::new();
         let mut disks = Vec::new();
@@ -214,7 +212,6 @@ impl Cluster {
             a.extend(extra_args.iter().cloned());
             argv.push(a);
             rejoin.push(spec.rejoin_args.iter().map(|t| fill(t, vars)).collect());
-            data_dirs.push(data);
             files.push(here);
             endpoints.push(Endpoint {
                 index: i,
@@ -254,7 +251,6 @@ impl Cluster {
             argv,
             rejoin,
             files,
-            data_dirs,
             env,
             keep_data: std::sync::atomic::AtomicBool::new(false),
             slots,
@@ -392,7 +388,7 @@ impl Cluster {
             // A new, empty disk: nothing of the old one may come back at a power loss.
             fs.wipe().map_err(|e| ClusterError::Node {
                 node: self.names[i].clone(),
-                msg: format!("wiping {}: {e}", self.data_dirs[i].display()),
+                msg: format!("wiping {}: {e}", self.files[i].data.display()),
             })?;
         } else {
             self.hosts[i].wipe(&self.files[i])?;
@@ -449,14 +445,14 @@ impl Cluster {
             .copy_seq
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let into = self.node_dirs[i].join("copies").join(seq.to_string());
-        let copy = damage::copy_dir(&self.data_dirs[i], &into, label).map_err(fail)?;
+        let copy = damage::copy_dir(&self.files[i].data, &into, label).map_err(fail)?;
         let plan = DamagePlan {
             kinds: kinds.to_vec(),
             node: i,
             nodes: self.len(),
             paths: self.corrupt_paths.clone(),
         };
-        let done = damage::choose_and_apply(&self.data_dirs[i], &plan, rng, copies.last())
+        let done = damage::choose_and_apply(&self.files[i].data, &plan, rng, copies.last())
             .map_err(fail)?;
         copies.push(copy);
         while copies.len() > 2 {
@@ -479,7 +475,7 @@ impl Cluster {
         };
         let copies = self.copies[i].lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = copies.last() {
-            damage::restore_dir(c, &self.data_dirs[i]).map_err(|e| ClusterError::Node {
+            damage::restore_dir(c, &self.files[i].data).map_err(|e| ClusterError::Node {
                 node: self.names[i].clone(),
                 msg: format!("repairing the damaged data dir: {e}"),
             })?;
@@ -592,7 +588,7 @@ impl Drop for Cluster {
             }
             // Unmount, then leave the node's files where a run without the layer has them.
             drop(layer);
-            let data = &self.data_dirs[i];
+            let data = &self.files[i].data;
             let disk = self.node_dirs[i].join("disk");
             let moved = std::fs::remove_dir(data).and_then(|()| std::fs::rename(&disk, data));
             if let Err(e) = moved {

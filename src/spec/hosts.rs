@@ -40,20 +40,9 @@ pub enum HostKeyCheck {
     Off,
 }
 
-/// The fields a host entry and the file's defaults share (serde cannot both flatten and deny
-/// unknown fields, so they are spelled out in both places and gathered here).
-#[derive(Clone, Debug, Default)]
-struct Fields {
-    user: Option<String>,
-    key: Option<String>,
-    port: Option<u16>,
-    sudo: Option<bool>,
-    dir: Option<String>,
-    known_hosts: Option<String>,
-    host_key_check: Option<HostKeyCheck>,
-    binary: Option<String>,
-}
-
+/// A `[[host]]` table and the file's top level take the same optional fields (the top level's
+/// are the defaults). serde cannot both flatten and deny unknown fields, so this macro spells
+/// them out in both structs; the merge reads them by name from each.
 macro_rules! raw_with_fields {
     ($(#[$m:meta])* struct $name:ident { $($(#[$fm:meta])* $extra:ident : $ty:ty,)* }) => {
         $(#[$m])*
@@ -69,20 +58,6 @@ macro_rules! raw_with_fields {
             known_hosts: Option<String>,
             host_key_check: Option<HostKeyCheck>,
             binary: Option<String>,
-        }
-        impl $name {
-            fn fields(&self) -> Fields {
-                Fields {
-                    user: self.user.clone(),
-                    key: self.key.clone(),
-                    port: self.port,
-                    sudo: self.sudo,
-                    dir: self.dir.clone(),
-                    known_hosts: self.known_hosts.clone(),
-                    host_key_check: self.host_key_check,
-                    binary: self.binary.clone(),
-                }
-            }
         }
     };
 }
@@ -188,8 +163,7 @@ impl HostsFile {
         let mut hosts = Vec::new();
         for (i, h) in raw.host.iter().enumerate() {
             let field = |f: &str| format!("host[{i}].{f}");
-            let d = &raw.fields();
-            let f = &h.fields();
+            let (d, f) = (&raw, h);
             let port = f.port.or(d.port).unwrap_or(22);
             if port == 0 {
                 return Err(bad(field("port"), "must be 1 to 65535".into()));
