@@ -267,6 +267,15 @@ async fn wait_for_leader(a: &dyn Adapter, n: usize, procs: &Procs) -> (usize, Ve
     );
 }
 
+/// An op under [`OP_TIMEOUT`], with a guard of one more second in case the adapter's own bound
+/// failed: the outcome or a panic, never a hung test.
+async fn bounded_invoke(a: &dyn Adapter, node: usize, r: Request) -> Completion {
+    let guard = OP_TIMEOUT + Duration::from_secs(1);
+    tokio::time::timeout(guard, a.invoke(node, &r, OP_TIMEOUT))
+        .await
+        .unwrap_or_else(|_| panic!("the op outlived its timeout by more than 1 s"))
+}
+
 fn cluster_spec(text: &str) -> ClusterSpec {
     toml::from_str(text).expect("test cluster spec")
 }
@@ -451,8 +460,24 @@ async fn etcd_adapter_against_a_real_etcd() {
     got.sort_unstable();
     assert_eq!(got, (0..8).collect::<Vec<i64>>());
 
-    // A stopped server refuses the connection: a definite fail, and a quick one.
+    // Right after the kill, an op may still go out on a pooled keep-alive connection the
+    // client has not yet seen closed: it may end as info (the bytes were written), never as ok,
+    // and never later than its timeout.
     procs.kill(0);
+    let c = bounded_invoke(a.as_ref(), 0, req(Fun::Write, Some("etcd-a"), json!(8))).await;
+    assert!(
+        matches!(&c, Completion::Fail { .. } | Completion::Info { .. }),
+        "write just after the kill: {c:?}"
+    );
+    // With no connection to reuse, a stopped server refuses the connection: a definite fail,
+    // and a quick one.
+    let eps = vec![Endpoint {
+        index: 0,
+        id: 1,
+        name: "n1".into(),
+        addr: addr(cp),
+    }];
+    let a = spec.adapter(eps).expect("etcd adapter");
     let t0 = Instant::now();
     let c = a
         .invoke(0, &req(Fun::Write, Some("etcd-a"), json!(9)), OP_TIMEOUT)
@@ -787,8 +812,19 @@ async fn raftkv_and_http_adapters_against_a_raftkv_cluster() {
     }
     procs.signal(other, nix::sys::signal::Signal::SIGCONT);
 
-    // A stopped node refuses the connection: a definite, quick fail through both adapters.
+    // A stopped node: an op on a pooled connection the client has not yet seen closed may end
+    // as info, never ok; with no connection to reuse, the refused connection is a definite,
+    // quick fail through both adapters.
     procs.kill(other);
+    for a in [&native, &declarative] {
+        let c = bounded_invoke(a.as_ref(), other, req(Fun::Write, Some("dead"), json!(0))).await;
+        assert!(
+            matches!(&c, Completion::Fail { .. } | Completion::Info { .. }),
+            "write just after the kill: {c:?}"
+        );
+    }
+    let native = raftkv_spec.adapter(eps.clone()).expect("raftkv adapter");
+    let declarative = http_spec.adapter(eps.clone()).expect("http adapter");
     for a in [&native, &declarative] {
         let t0 = Instant::now();
         let c = a
