@@ -179,6 +179,18 @@ impl HostsFile {
                 ));
             }
             let ip = resolve(&address, port).map_err(|msg| bad(field("address"), msg))?;
+            // Two nodes on one address would bind the same client and peer ports, and a
+            // partition, which drops by source address, could not separate them.
+            if let Some(j) = hosts.iter().position(|e: &HostEntry| e.ip == ip) {
+                return Err(bad(
+                    field("address"),
+                    format!(
+                        "{address} ({ip}) is also host[{j}]'s address; every node needs its own \
+                         IPv4 address (clients reach node i at host i's address, and partitions \
+                         drop traffic by source address)"
+                    ),
+                ));
+            }
             let dir = f
                 .dir
                 .clone()
@@ -320,6 +332,10 @@ mod tests {
             (
                 "[[host]]\naddress = \"10.0.0.1\"\nhost_key_check = \"maybe\"\n",
                 "host_key_check",
+            ),
+            (
+                "[[host]]\naddress = \"127.0.0.1\"\n[[host]]\naddress = \"localhost\"\nport = 2222\n",
+                "host[1].address",
             ),
         ] {
             let e = load(text).expect_err(text).to_string();
