@@ -196,8 +196,8 @@ pub struct MatrixOptions {
     pub results_root: PathBuf,
     /// Append each run to this JSONL table.
     pub record: Option<PathBuf>,
-    /// Run every row over SSH on these hosts (`--hosts`); rows with storage faults, which need
-    /// the data dirs on this machine, are skipped and said so.
+    /// Run every row over SSH on these hosts (`--hosts`); rows with power-loss faults, whose
+    /// layer serves the data dirs from this machine, are skipped and said so.
     pub hosts: Option<PathBuf>,
     /// Raised by Ctrl-C or SIGTERM: the current run ends as `run` ends (heal, stop, clean,
     /// check), is not recorded (a run cut short proves nothing either way), and no further run
@@ -205,14 +205,14 @@ pub struct MatrixOptions {
     pub interrupt: std::sync::Arc<run::Interrupt>,
 }
 
-/// Whether a row's nemesis has storage faults (which cannot run over SSH). A nemesis that does
+/// Whether a row's nemesis names power loss (which cannot run over SSH). A nemesis that does
 /// not load says no: its run then fails with the load error, recorded as such.
 fn needs_local_files(nemesis: &str) -> bool {
     use crate::spec::nemesis::{FaultKind, NemesisSpec};
     crate::spec::resolve("nemesis", "nemesis", nemesis)
         .ok()
         .and_then(|p| NemesisSpec::load(&p).ok())
-        .is_some_and(|n| n.names(FaultKind::PowerLoss) || n.names(FaultKind::Corrupt))
+        .is_some_and(|n| n.names(FaultKind::PowerLoss))
 }
 
 /// Run the selected rows; returns every run's record.
@@ -245,8 +245,8 @@ pub fn run_matrix(
     for row in rows {
         if opts.hosts.is_some() && needs_local_files(&row.nemesis) {
             eprintln!(
-                "raftcheck matrix: {}: skipped over SSH (its storage faults need the data dirs \
-                 on this machine)",
+                "raftcheck matrix: {}: skipped over SSH (its power-loss faults need the data \
+                 dirs on this machine)",
                 row.name
             );
             continue;

@@ -77,9 +77,29 @@ pub trait Host: Send + Sync {
     }
 
     /// Whether the node's files are on this machine, at the paths [`Host::prepare`] returns.
-    /// Storage faults (the FUSE layer, damaging files) need that.
+    /// The power-loss layer needs that (it serves the data dir from this machine); corrupt
+    /// faults work either way, through [`Host::fetch_data`] and [`Host::push_data`].
     fn files_are_local(&self) -> bool {
         true
+    }
+
+    /// A local directory holding what the stopped node's data dir holds now, for a corrupt
+    /// fault to copy and damage. Locally that is the data dir itself; a remote host brings it
+    /// into `scratch` (emptied first).
+    fn fetch_data(&self, files: &NodeFiles, _scratch: &Path) -> Result<PathBuf, ClusterError> {
+        Ok(files.data.clone())
+    }
+
+    /// Make the stopped node's data dir match `from` (a directory [`Host::fetch_data`]
+    /// returned, or a copy of one): only the file `only` (relative) when given, otherwise the
+    /// whole dir. Locally `from` is the data dir, or the caller has already restored it.
+    fn push_data(
+        &self,
+        _files: &NodeFiles,
+        _from: &Path,
+        _only: Option<&Path>,
+    ) -> Result<(), ClusterError> {
+        Ok(())
     }
 
     /// Make the server binary runnable here and return its path on this host. Locally the

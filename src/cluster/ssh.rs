@@ -562,6 +562,50 @@ impl Host for SshHost {
         Ok(())
     }
 
+    fn fetch_data(&self, files: &NodeFiles, scratch: &Path) -> Result<PathBuf, ClusterError> {
+        let _ = std::fs::remove_dir_all(scratch);
+        std::fs::create_dir_all(scratch)
+            .map_err(|e| self.fail(format!("creating {}: {e}", scratch.display())))?;
+        let tar = scratch.with_extension("tar");
+        let data = quote(&files.data.display().to_string());
+        let r = self
+            .conn
+            .download(&format!("tar -C {data} -cf - ."), &tar)
+            .and_then(|()| untar(&tar, scratch));
+        let _ = std::fs::remove_file(&tar);
+        r.map(|()| scratch.to_path_buf())
+    }
+
+    fn push_data(
+        &self,
+        files: &NodeFiles,
+        from: &Path,
+        only: Option<&Path>,
+    ) -> Result<(), ClusterError> {
+        let data = files.data.display().to_string();
+        if let Some(rel) = only {
+            // Rewritten in place (same inode and mode), then flushed: what a disk that damaged
+            // the file would leave.
+            let to = format!("{data}/{}", rel.display());
+            let script = format!("cat > {t} && sync", t = quote(&to));
+            return self
+                .conn
+                .stream(&script, Stream::Send(from.join(rel)))
+                .map_err(|msg| self.fail(format!("writing {to}: {msg}")));
+        }
+        let tar = from.with_extension("push.tar");
+        let (f, t) = (from.display().to_string(), tar.display().to_string());
+        super::host::run(&["tar", "-C", &f, "-cf", &t, "."])?;
+        let d = quote(&data);
+        let script = format!("rm -rf {d} && mkdir -p {d} && tar -C {d} -xf - && sync");
+        let r = self
+            .conn
+            .stream(&script, Stream::Send(tar.clone()))
+            .map_err(|msg| self.fail(format!("restoring {data}: {msg}")));
+        let _ = std::fs::remove_file(&tar);
+        r
+    }
+
     fn collect(
         &self,
         files: &NodeFiles,

@@ -429,31 +429,29 @@ impl Cluster {
         label: &str,
         rng: &mut rand_chacha::ChaCha8Rng,
     ) -> Result<Option<Damage>, ClusterError> {
-        if !self.hosts[i].files_are_local() {
-            return Err(ClusterError::Node {
-                node: self.names[i].clone(),
-                msg: "corrupt faults need the node's data dir on this machine".into(),
-            });
-        }
         self.kill_and_wait(i, "its data dir was not damaged")?;
         let fail = |e: damage::DamageError| ClusterError::Node {
             node: self.names[i].clone(),
             msg: format!("corrupt: {e}"),
         };
+        let host = &self.hosts[i];
+        let work = host.fetch_data(&self.files[i], &self.node_dirs[i].join("fetched"))?;
         let mut copies = self.copies[i].lock().unwrap_or_else(|e| e.into_inner());
         let seq = self
             .copy_seq
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let into = self.node_dirs[i].join("copies").join(seq.to_string());
-        let copy = damage::copy_dir(&self.files[i].data, &into, label).map_err(fail)?;
+        let copy = damage::copy_dir(&work, &into, label).map_err(fail)?;
         let plan = DamagePlan {
             kinds: kinds.to_vec(),
             node: i,
             nodes: self.len(),
             paths: self.corrupt_paths.clone(),
         };
-        let done = damage::choose_and_apply(&self.files[i].data, &plan, rng, copies.last())
-            .map_err(fail)?;
+        let done = damage::choose_and_apply(&work, &plan, rng, copies.last()).map_err(fail)?;
+        if let Some(d) = &done {
+            host.push_data(&self.files[i], &work, Some(Path::new(&d.file)))?;
+        }
         copies.push(copy);
         while copies.len() > 2 {
             let old = copies.remove(0);
@@ -475,10 +473,15 @@ impl Cluster {
         };
         let copies = self.copies[i].lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = copies.last() {
-            damage::restore_dir(c, &self.files[i].data).map_err(|e| ClusterError::Node {
-                node: self.names[i].clone(),
-                msg: format!("repairing the damaged data dir: {e}"),
-            })?;
+            let host = &self.hosts[i];
+            if host.files_are_local() {
+                damage::restore_dir(c, &self.files[i].data).map_err(|e| ClusterError::Node {
+                    node: self.names[i].clone(),
+                    msg: format!("repairing the damaged data dir: {e}"),
+                })?;
+            } else {
+                host.push_data(&self.files[i], &c.root, None)?;
+            }
         }
         Ok(Some(status.to_string()))
     }
@@ -602,6 +605,7 @@ impl Drop for Cluster {
         }
         for i in 0..self.copies.len() {
             let _ = std::fs::remove_dir_all(self.node_dirs[i].join("copies"));
+            let _ = std::fs::remove_dir_all(self.node_dirs[i].join("fetched"));
         }
         let keep = self.keep_data.load(std::sync::atomic::Ordering::Relaxed);
         let remote = self.hosts.iter().any(|h| !h.files_are_local());

@@ -187,8 +187,8 @@ impl RunPlan {
         }
         let layer_why = if ssh.is_some() {
             Some(
-                "the nodes run on other machines over SSH, and storage faults need their data \
-                 dirs on this machine"
+                "the nodes run on other machines over SSH, and the layer serves a node's data \
+                 dir from this machine"
                     .to_string(),
             )
         } else {
@@ -196,12 +196,6 @@ impl RunPlan {
                 .err()
                 .map(|e| e.to_string())
         };
-        if let (Some(why), true, Some(_)) = (&layer_why, nemesis.names(FaultKind::Corrupt), &ssh) {
-            return Err(RunError::Invalid(format!(
-                "{}: corrupt faults damage files, and {why}",
-                nemesis_path.display()
-            )));
-        }
         if let Some(why) = &layer_why {
             if nemesis.names(FaultKind::PowerLoss) {
                 return Err(RunError::Invalid(format!(
@@ -218,7 +212,7 @@ impl RunPlan {
             partitions: partitions_ok,
             membership: membership_why.is_none(),
             power_loss: layer_why.is_none() && survives(FaultKind::PowerLoss),
-            corrupt: survives(FaultKind::Corrupt) && ssh.is_none(),
+            corrupt: survives(FaultKind::Corrupt),
         };
         let kinds = nemesis.kinds(support);
         let wants_all = nemesis.faults.iter().any(|f| f == "all");
