@@ -1,7 +1,8 @@
 //! What running nodes over SSH costs against netns mode on this machine: the time to start a
 //! cluster (connect, upload the binary, start every node, until every node accepts on its
 //! client port) and the latency of each nemesis operation (kill until the exit is seen,
-//! restart, pause, resume, installing and healing a partition), the two backends side by side
+//! restart, pause, resume, installing and healing a partition, a corrupt fault's kill + copy +
+//! damage of one stopped node's data dir), the two backends side by side
 //! in one run, for 3 and 5 nodes. The SSH hosts are the `tools/ssh-standin.sh` stand-in: one
 //! namespace with its own sshd per host, reached only over SSH.
 //!
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 3;
-const OPS: [&str; 7] = [
+const OPS: [&str; 8] = [
     "start cluster",
     "kill",
     "restart",
@@ -29,6 +30,7 @@ const OPS: [&str; 7] = [
     "resume",
     "partition",
     "heal",
+    "corrupt",
 ];
 
 fn ms(d: Duration) -> f64 {
@@ -107,6 +109,21 @@ fn round(
         "heal",
         timed(&|| c.network.lock().is_ok_and(|n| n.heal().is_ok()))?,
     );
+    // A corrupt fault on node 2: kill it, bring its data dir here (over SSH), copy it, flip
+    // bits in one file and write that file back. The node then restarts on it (not timed).
+    use rand::SeedableRng;
+    let rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let kinds = [raftcheck::spec::nemesis::DamageKind::Bitflip];
+    out.insert(
+        "corrupt",
+        timed(&|| {
+            let mut r = rng.clone();
+            c.corrupt(2, &kinds, "bench", &mut r)
+                .map_err(|e| eprintln!("corrupt: {e}"))
+                .is_ok_and(|d| d.is_some())
+        })?,
+    );
+    let _ = c.restart(&[2]);
     drop(c);
     let _ = std::fs::remove_dir_all(&run_dir);
     Some(out)

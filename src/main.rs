@@ -177,8 +177,8 @@ struct MatrixArgs {
     /// Summarise an existing table instead of running (e.g. docs/matrix/runs.jsonl).
     #[arg(long)]
     summarise: Option<PathBuf>,
-    /// Run every row over SSH on the hosts of this file (as `run --hosts`); rows with storage
-    /// faults are skipped.
+    /// Run every row over SSH on the hosts of this file (as `run --hosts`); rows with
+    /// power-loss faults are skipped.
     #[arg(long, value_name = "FILE")]
     hosts: Option<PathBuf>,
 }

@@ -235,13 +235,22 @@ fn raftkv_over_ssh_under_all_is_valid_and_leaves_nothing_on_the_hosts() {
     assert_eq!(r["verdict"], "valid", "{}", text(&o));
     assert_eq!(r["net_mode"], "ssh");
     let run_id = r["run_id"].as_str().expect("run_id").to_string();
-    for fault in ["kill", "pause", "partition"] {
+    // raftkv's spec lists corrupt in survives, so `all` damages files over SSH too.
+    for fault in ["kill", "pause", "partition", "corrupt"] {
         assert!(
             installed(&results, fault) >= 1,
             "no {fault} installed: {}",
             text(&o)
         );
     }
+    // ... and each damage was done on a host's file and recorded exactly.
+    let log =
+        std::fs::read_to_string(results.join("latest").join("nemesis.jsonl")).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"damage\"") && l.contains("\"bitflip\"")),
+        "no damage recorded: {log}"
+    );
     // Logs and (with --keep-data) data dirs came back from the hosts.
     let nodes = results.join("latest").join("nodes");
     for n in ["n1", "n2", "n3"] {
@@ -324,36 +333,49 @@ fn host_problems_are_exit_2_naming_the_host_before_any_node_starts() {
         .expect("ssh-keygen");
     assert!(kg.success());
     let unreachable = s.addr(9);
-    let cases: Vec<(PathBuf, &str, Vec<&str>)> = vec![
+    // (hosts file, cluster, nemesis, what stderr must say)
+    let cases: Vec<(PathBuf, &str, &str, Vec<&str>)> = vec![
         (
             s.hosts_with("", &[good[0].clone(), unreachable.clone()]),
             "raftkv",
+            "kill",
             vec![&unreachable, "cannot connect"],
         ),
         (
             s.hosts_with(&format!("key = \"{}\"", other_key.display()), &good),
             "raftkv",
+            "kill",
             vec![&good[0], "cannot connect"],
         ),
         (
             s.hosts_with("binary = \"/nonexistent/raftkv\"", &good),
             "raftkv",
+            "kill",
             vec![&good[0], "/nonexistent/raftkv"],
         ),
         (
             s.hosts_with("", &good),
             arm_spec.to_str().expect("utf8"),
+            "kill",
             vec![&good[0], "aarch64"],
         ),
         (
             s.hosts_with("", &[good[0].clone()]),
             "raftkv",
+            "kill",
             vec!["names 1 hosts", "2 nodes"],
+        ),
+        // The power-loss layer serves data dirs from this machine: refused over SSH.
+        (
+            s.hosts_with("", &good),
+            "raftkv",
+            "power-loss",
+            vec!["power-loss", "over SSH"],
         ),
     ];
     let dir = tempfile::tempdir().expect("tempdir");
     let results = dir.path().join("results");
-    for (hosts, cluster, wants) in cases {
+    for (hosts, cluster, nemesis, wants) in cases {
         let o = run_over(
             &hosts,
             &results,
@@ -363,7 +385,7 @@ fn host_problems_are_exit_2_naming_the_host_before_any_node_starts() {
                 "--nodes",
                 "2",
                 "--nemesis",
-                "kill",
+                nemesis,
                 "--time-limit",
                 "5",
             ],
