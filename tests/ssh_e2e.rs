@@ -298,6 +298,52 @@ fn a_bug_is_found_over_ssh_as_locally() {
 }
 
 #[test]
+fn a_cluster_that_never_starts_over_ssh_is_exit_2_naming_its_log_copied_back() {
+    let _g = serial();
+    if !standin_possible() {
+        return;
+    }
+    let s = StandIn::up(3);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().join("results");
+    let o = run_over(
+        &s.hosts(),
+        &results,
+        &[
+            "--nemesis",
+            "kill",
+            "--time-limit",
+            "5",
+            "--node-arg=--no-such-flag",
+        ],
+        Duration::from_secs(90),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.contains("did not start"), "{err}");
+    // The path named is the copy in the run dir (the host's is gone), and it holds the
+    // server's own complaint.
+    let named = err
+        .lines()
+        .find_map(|l| l.strip_prefix("--- n1 log tail ("))
+        .and_then(|l| l.strip_suffix("):"))
+        .unwrap_or_else(|| panic!("no log path for n1: {err}"));
+    assert!(
+        Path::new(named).starts_with(&results),
+        "{named} is not in {}",
+        results.display()
+    );
+    let log = std::fs::read_to_string(named).unwrap_or_default();
+    assert!(log.contains("--no-such-flag"), "{named}: {log}");
+    let left: Vec<_> = std::fs::read_dir(s.fs())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "left on the hosts: {left:?}");
+}
+
+#[test]
 fn host_problems_are_exit_2_naming_the_host_before_any_node_starts() {
     let _g = serial();
     if !standin_possible() {

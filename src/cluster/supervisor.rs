@@ -552,9 +552,14 @@ impl Cluster {
         self.hosts[i].tail(&self.files[i], lines)
     }
 
-    /// Log file of node i, on its host.
-    pub(crate) fn log_path(&self, i: usize) -> &Path {
-        &self.files[i].log
+    /// Where node i's log is once the cluster is dropped: a remote host's log is copied into
+    /// the run dir then, and its copy on the host removed, so that is the path to tell a user.
+    pub(crate) fn log_path(&self, i: usize) -> PathBuf {
+        if self.hosts[i].files_are_local() {
+            self.files[i].log.clone()
+        } else {
+            self.node_dirs[i].join("log")
+        }
     }
 
     /// With `keep`, remote data dirs are copied back into the run dir at the end (local ones
