@@ -465,6 +465,56 @@ fn host_problems_are_exit_2_naming_the_host_before_any_node_starts() {
             "a node dir was made on a host: {on_hosts:?}"
         );
     }
+
+    // Something already accepts on the spec's client port of host 2 (a raftkv the test starts
+    // in that host's namespace, standing in for another run's node): refused before any node
+    // starts, naming the host and the address, since that server would take this run's ops.
+    struct Squatter(std::process::Child);
+    impl Drop for Squatter {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let raftkv = raftcheck::cluster::find_binary("raftkv").expect("raftkv");
+    let squat_dir = s.dir.path().join("squatter");
+    let listen = format!("{}:7001", good[1]);
+    let _squatter = Squatter(
+        Command::new("ip")
+            .args(["netns", "exec", &format!("ssb-{}-h2", s.tag)])
+            .arg(&raftkv)
+            .args(["--id", "1", "--listen", &listen, "--peers"])
+            .arg(format!("1={listen}"))
+            .arg("--data-dir")
+            .arg(&squat_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the squatter"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect_timeout(
+        &listen.parse().expect("addr"),
+        Duration::from_millis(200),
+    )
+    .is_err()
+    {
+        assert!(Instant::now() < deadline, "the squatter never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = run_over(
+        &s.hosts(),
+        &results,
+        &["--nodes", "2", "--nemesis", "kill", "--time-limit", "5"],
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        err.contains("host 2 of 2") && err.contains(&format!("already listens on {listen}")),
+        "{err}"
+    );
+    assert!(!results.exists(), "a refused run left a results dir");
 }
 
 #[test]

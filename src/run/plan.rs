@@ -165,7 +165,13 @@ impl RunPlan {
         let wants_partitions =
             nemesis.names_partition() || nemesis.faults.iter().any(|f| f == "all");
         let ssh = match &hosts {
-            Some(h) => Some(preflight(h, cluster.nodes, &binary, wants_partitions)?),
+            Some(h) => Some(preflight(
+                h,
+                cluster.nodes,
+                &binary,
+                wants_partitions,
+                [cluster.client_port, cluster.peer_port()],
+            )?),
             None => None,
         };
         let partitions_ok = mode != NetMode::Loopback;
@@ -280,14 +286,36 @@ impl RunPlan {
     }
 }
 
+/// Refuse a host where something already accepts connections on a port this run's node will
+/// listen on: another run there, or a server left running. Its server would take this run's
+/// client traffic (a server that does not exit when its bind fails, or that shares ports, would
+/// let the run check a history of the other cluster). A port that refuses or does not answer
+/// within the probe's timeout counts as free.
+fn ports_free(ip: std::net::IpAddr, ports: [u16; 2]) -> Result<(), crate::cluster::ClusterError> {
+    for port in ports {
+        let addr = std::net::SocketAddr::new(ip, port);
+        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500))
+            .is_ok()
+        {
+            return Err(crate::cluster::ClusterError::Other(format!(
+                "something already listens on {addr}, a port this run's node would use (another \
+                 run on this host, or a server left running: `raftcheck clean --hosts` removes \
+                 what a killed run left)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Connect to the first `nodes` hosts (in parallel: an unreachable host costs its connect
 /// timeout once, not once per host) and check each one; the first failure, naming its host, is
-/// the error.
+/// the error. `ports` (the spec's client and peer ports) must not answer on any host yet.
 fn preflight(
     hosts: &crate::spec::hosts::HostsFile,
     nodes: usize,
     binary: &Path,
     partitions: bool,
+    ports: [u16; 2],
 ) -> Result<Vec<std::sync::Arc<crate::cluster::ssh::SshConn>>, RunError> {
     use crate::cluster::ssh::SshConn;
     let results: Vec<Result<SshConn, crate::cluster::ClusterError>> = std::thread::scope(|s| {
@@ -299,6 +327,7 @@ fn preflight(
                 s.spawn(move || {
                     let c = SshConn::connect(e)?;
                     c.preflight(binary, partitions)?;
+                    ports_free(e.ip, ports)?;
                     Ok(c)
                 })
             })
