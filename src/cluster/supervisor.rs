@@ -80,27 +80,57 @@ pub struct Cluster {
     corrupt_paths: Vec<glob::Pattern>,
     /// Numbers the copies' directories.
     copy_seq: std::sync::atomic::AtomicU64,
+    /// On loopback: the claim on this run's port base (see [`ports`]), released with the run.
+    _ports_claim: Option<nix::fcntl::Flock<std::fs::File>>,
 }
 
 /// Ports for node i: in netns mode every node has its own IP, so the spec's ports as they are;
 /// on loopback, node i gets `base + i`, with the bases moved up until all are free (parallel
-/// runs must not collide).
-fn ports(spec: &ClusterSpec, n: usize, shared_ip: bool) -> Vec<(u16, u16)> {
+/// runs must not collide). A free port is not enough: two runs starting together would both
+/// see the same ports free before either server binds, and a server that stays up when its
+/// bind fails would leave one run's clients talking to the other's cluster. So each base is
+/// also claimed with an flock on `<lock dir>/raftcheck-ports-<base>.lock`, held (the returned
+/// guard) for the run's life and dropped by the kernel even when the run is killed. The lock
+/// files stay: at most one per base tried, empty.
+fn ports(
+    spec: &ClusterSpec,
+    n: usize,
+    shared_ip: bool,
+) -> (Vec<(u16, u16)>, Option<nix::fcntl::Flock<std::fs::File>>) {
     let (c, p) = (spec.client_port, spec.peer_port());
     if !shared_ip {
-        return vec![(c, p); n];
+        return (vec![(c, p); n], None);
     }
     let free = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
+    // Err: another live run holds this base. Ok(None): no lock file can be made here (a
+    // read-only lock dir), so only the free-port check protects the base.
+    let claim = |base: u16| {
+        let path = super::net::lock_dir().join(format!("raftcheck-ports-{base}.lock"));
+        let Ok(file) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+        else {
+            return Ok(None);
+        };
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map(Some)
+            .map_err(|_| ())
+    };
     for shift in 0..200u16 {
         let off = shift * 10;
         let cand: Vec<(u16, u16)> = (0..n as u16)
             .map(|i| (c.saturating_add(off + i), p.saturating_add(off + i)))
             .collect();
+        let Ok(guard) = claim(c.saturating_add(off)) else {
+            continue;
+        };
         if cand.iter().all(|&(a, b)| free(a) && (a == b || free(b))) {
-            return cand;
+            return (cand, guard);
         }
     }
-    (0..n as u16).map(|i| (c + i, p + i)).collect()
+    ((0..n as u16).map(|i| (c + i, p + i)).collect(), None)
 }
 
 impl Cluster {
@@ -120,7 +150,7 @@ impl Cluster {
         let names: Vec<String> = (1..=n).map(|i| format!("n{i}")).collect();
         let ips: Vec<IpAddr> = hosts.iter().map(|h| h.ip()).collect();
         let shared_ip = ips.windows(2).any(|w| w[0] == w[1]);
-        let ports = ports(spec, n, shared_ip);
+        let (ports, ports_claim) = ports(spec, n, shared_ip);
         let mut base: Vec<BTreeMap<&str, String>> = Vec::new();
         for i in 0..n {
             let mut v = BTreeMap::new();
@@ -259,6 +289,7 @@ impl Cluster {
             disks,
             copies: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
             node_dirs,
+            _ports_claim: ports_claim,
             corrupt_paths,
             copy_seq: std::sync::atomic::AtomicU64::new(0),
         };
@@ -635,6 +666,44 @@ impl Drop for Cluster {
             .unwrap_or_default();
         for l in left {
             eprintln!("raftcheck: warning: could not remove {l} ({clean})");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_port_bases_are_claimed_so_parallel_runs_never_share_them() {
+        // A base unlikely to meet another test's ports; every candidate is checked free anyway.
+        let base = 40_000 + (std::process::id() % 500) as u16 * 10;
+        let spec: ClusterSpec = toml::from_str(&format!(
+            "binary = \"x\"\nclient = \"raftkv\"\nclient_port = {base}\npeer_port = {}\n",
+            base + 5_000
+        ))
+        .expect("spec");
+        let (a, claim_a) = ports(&spec, 3, true);
+        assert!(claim_a.is_some(), "no base could be claimed");
+        // A second run while the first holds its claim: another base, though the first run's
+        // servers have not bound anything yet.
+        let (b, claim_b) = ports(&spec, 3, true);
+        assert!(claim_b.is_some());
+        assert_ne!(a[0], b[0], "two live runs got the same ports");
+        assert!(a.iter().all(|x| !b.contains(x)), "{a:?} overlaps {b:?}");
+        // Released with the run: the next run may have the first base again.
+        drop(claim_a);
+        let (c, _claim_c) = ports(&spec, 3, true);
+        assert_eq!(c, a);
+        // Separate addresses need no claim.
+        let (d, none) = ports(&spec, 3, false);
+        assert!(none.is_none());
+        assert_eq!(d, vec![(base, base + 5_000); 3]);
+        drop((claim_b, _claim_c));
+        for used in [a[0].0, b[0].0] {
+            let _ = std::fs::remove_file(
+                super::super::net::lock_dir().join(format!("raftcheck-ports-{used}.lock")),
+            );
         }
     }
 }
