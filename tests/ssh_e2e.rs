@@ -54,15 +54,24 @@ fn standin_possible() -> bool {
     false
 }
 
-/// N hosts behind sshd, torn down on drop.
+/// N hosts behind sshd, torn down on drop. Holds the test lock: stand-ins and runs are one at
+/// a time.
 struct StandIn {
     tag: String,
     octet: u8,
     dir: tempfile::TempDir,
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl StandIn {
-    fn up(n: usize) -> StandIn {
+    /// Take the test lock and bring up `n` hosts; `None` (after SKIPPED, or a panic under
+    /// RAFTCHECK_REQUIRE_ALL=1) when the stand-in cannot be built here.
+    fn start(n: usize) -> Option<StandIn> {
+        let serial = serial();
+        standin_possible().then(|| StandIn::up(n, serial))
+    }
+
+    fn up(n: usize, serial: std::sync::MutexGuard<'static, ()>) -> StandIn {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/ssh-standin.sh");
         let used = String::from_utf8_lossy(
             &Command::new("ip")
@@ -82,7 +91,12 @@ impl StandIn {
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tag = format!("{:02x}{:02x}", pid & 0xff, seq & 0xff);
         let dir = tempfile::tempdir().expect("tempdir");
-        let s = StandIn { tag, octet, dir };
+        let s = StandIn {
+            tag,
+            octet,
+            dir,
+            _serial: serial,
+        };
         let o = Command::new(&script)
             .arg("up")
             .arg(&s.tag)
@@ -101,6 +115,11 @@ impl StandIn {
 
     fn hosts(&self) -> PathBuf {
         self.dir.path().join("hosts.toml")
+    }
+
+    /// Where a test's runs put their results (on the controller, not on the hosts).
+    fn results(&self) -> PathBuf {
+        self.dir.path().join("results")
     }
 
     /// The hosts' shared run directory (their `dir`).
@@ -207,13 +226,10 @@ fn installed(results: &Path, fault: &str) -> usize {
 
 #[test]
 fn raftkv_over_ssh_under_all_is_valid_and_leaves_nothing_on_the_hosts() {
-    let _g = serial();
-    if !standin_possible() {
+    let Some(s) = StandIn::start(3) else {
         return;
-    }
-    let s = StandIn::up(3);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let results = dir.path().join("results");
+    };
+    let results = s.results();
     let o = run_over(
         &s.hosts(),
         &results,
@@ -267,13 +283,10 @@ fn raftkv_over_ssh_under_all_is_valid_and_leaves_nothing_on_the_hosts() {
 
 #[test]
 fn a_bug_is_found_over_ssh_as_locally() {
-    let _g = serial();
-    if !standin_possible() {
+    let Some(s) = StandIn::start(3) else {
         return;
-    }
-    let s = StandIn::up(3);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let results = dir.path().join("results");
+    };
+    let results = s.results();
     let o = run_over(
         &s.hosts(),
         &results,
@@ -299,13 +312,10 @@ fn a_bug_is_found_over_ssh_as_locally() {
 
 #[test]
 fn a_cluster_that_never_starts_over_ssh_is_exit_2_naming_its_log_copied_back() {
-    let _g = serial();
-    if !standin_possible() {
+    let Some(s) = StandIn::start(3) else {
         return;
-    }
-    let s = StandIn::up(3);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let results = dir.path().join("results");
+    };
+    let results = s.results();
     let o = run_over(
         &s.hosts(),
         &results,
@@ -345,11 +355,9 @@ fn a_cluster_that_never_starts_over_ssh_is_exit_2_naming_its_log_copied_back() {
 
 #[test]
 fn host_problems_are_exit_2_naming_the_host_before_any_node_starts() {
-    let _g = serial();
-    if !standin_possible() {
+    let Some(s) = StandIn::start(2) else {
         return;
-    }
-    let s = StandIn::up(2);
+    };
     let good = [s.addr(1), s.addr(2)];
     // A fake binary for another architecture (an ELF header that says aarch64).
     let arm = s.dir.path().join("arm-server");
@@ -419,8 +427,7 @@ fn host_problems_are_exit_2_naming_the_host_before_any_node_starts() {
             vec!["power-loss", "over SSH"],
         ),
     ];
-    let dir = tempfile::tempdir().expect("tempdir");
-    let results = dir.path().join("results");
+    let results = s.results();
     for (hosts, cluster, nemesis, wants) in cases {
         let o = run_over(
             &hosts,
@@ -519,13 +526,10 @@ fn host_problems_are_exit_2_naming_the_host_before_any_node_starts() {
 
 #[test]
 fn clean_hosts_removes_what_a_killed_run_left_and_nothing_else() {
-    let _g = serial();
-    if !standin_possible() {
+    let Some(s) = StandIn::start(3) else {
         return;
-    }
-    let s = StandIn::up(3);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let results = dir.path().join("results");
+    };
+    let results = s.results();
     let mut child = Command::new(env!("CARGO_BIN_EXE_raftcheck"))
         .args(["run", "--hosts"])
         .arg(s.hosts())
