@@ -5,8 +5,10 @@
 //! the server detached, return a [`NodeProc`] that can signal it and learn its exit), `exec`
 //! (run iptables where the node's network is), and, when the node's files are not on this
 //! machine, the file methods ([`Host::install`], [`Host::prepare`], [`Host::tail`],
-//! [`Host::wipe`], [`Host::collect`]). Nothing above `cluster/` changes.
+//! [`Host::wipe`], [`Host::collect`], and for corrupt faults [`Host::fetch_data`],
+//! [`Host::write_back`], [`Host::restore_data`]). Nothing above `cluster/` changes.
 
+use super::damage::DirCopy;
 use super::process::{spawn_node, NodeProc, SpawnSpec};
 use super::ClusterError;
 use std::net::{IpAddr, Ipv4Addr};
@@ -78,7 +80,8 @@ pub trait Host: Send + Sync {
 
     /// Whether the node's files are on this machine, at the paths [`Host::prepare`] returns.
     /// The power-loss layer needs that (it serves the data dir from this machine); corrupt
-    /// faults work either way, through [`Host::fetch_data`] and [`Host::push_data`].
+    /// faults work either way, through [`Host::fetch_data`], [`Host::write_back`] and
+    /// [`Host::restore_data`].
     fn files_are_local(&self) -> bool {
         true
     }
@@ -90,16 +93,24 @@ pub trait Host: Send + Sync {
         Ok(files.data.clone())
     }
 
-    /// Make the stopped node's data dir match `from` (a directory [`Host::fetch_data`]
-    /// returned, or a copy of one): only the file `only` (relative) when given, otherwise the
-    /// whole dir. Locally `from` is the data dir, or the caller has already restored it.
-    fn push_data(
+    /// Put the damaged file `rel` of `from` (the directory [`Host::fetch_data`] returned) into
+    /// the stopped node's data dir. Locally `from` is the data dir: nothing to do.
+    fn write_back(
         &self,
         _files: &NodeFiles,
         _from: &Path,
-        _only: Option<&Path>,
+        _rel: &Path,
     ) -> Result<(), ClusterError> {
         Ok(())
+    }
+
+    /// Make the stopped node's data dir hold exactly what `copy` holds (a node that refused its
+    /// damaged data, repaired as an operator would).
+    fn restore_data(&self, files: &NodeFiles, copy: &DirCopy) -> Result<(), ClusterError> {
+        super::damage::restore_dir(copy, &files.data).map_err(|e| ClusterError::Node {
+            node: self.name().to_string(),
+            msg: format!("repairing the damaged data dir: {e}"),
+        })
     }
 
     /// Make the server binary runnable here and return its path on this host. Locally the

@@ -25,6 +25,7 @@
 //! Times are all the controller's: the checker never sees a host's clock, so clock skew
 //! between hosts cannot change a verdict.
 
+use super::damage::DirCopy;
 use super::host::{Host, NodeFiles};
 use super::process::{NodeProc, SpawnSpec, NODE_ENV, RUN_ID_ENV};
 use super::ClusterError;
@@ -446,6 +447,21 @@ impl SshHost {
             msg,
         }
     }
+
+    /// Bring the host's directory `remote` into the local directory `into` (created): one tar
+    /// stream, staged in `into.tar` beside it, so nothing large is held in memory.
+    fn download_dir(&self, remote: &Path, into: &Path) -> Result<(), ClusterError> {
+        let tar = into.with_extension("tar");
+        let r = self
+            .conn
+            .download(
+                &format!("tar -C {} -cf - .", quote(&remote.display().to_string())),
+                &tar,
+            )
+            .and_then(|()| untar(&tar, into));
+        let _ = std::fs::remove_file(&tar);
+        r
+    }
 }
 
 /// Where a controller process is: this machine's boot id and the pid, written into a run's
@@ -564,37 +580,24 @@ impl Host for SshHost {
 
     fn fetch_data(&self, files: &NodeFiles, scratch: &Path) -> Result<PathBuf, ClusterError> {
         let _ = std::fs::remove_dir_all(scratch);
-        std::fs::create_dir_all(scratch)
-            .map_err(|e| self.fail(format!("creating {}: {e}", scratch.display())))?;
-        let tar = scratch.with_extension("tar");
-        let data = quote(&files.data.display().to_string());
-        let r = self
-            .conn
-            .download(&format!("tar -C {data} -cf - ."), &tar)
-            .and_then(|()| untar(&tar, scratch));
-        let _ = std::fs::remove_file(&tar);
-        r.map(|()| scratch.to_path_buf())
+        self.download_dir(&files.data, scratch)?;
+        Ok(scratch.to_path_buf())
     }
 
-    fn push_data(
-        &self,
-        files: &NodeFiles,
-        from: &Path,
-        only: Option<&Path>,
-    ) -> Result<(), ClusterError> {
+    fn write_back(&self, files: &NodeFiles, from: &Path, rel: &Path) -> Result<(), ClusterError> {
+        // Rewritten in place (same inode and mode), then flushed: what a disk that damaged the
+        // file would leave.
+        let to = format!("{}/{}", files.data.display(), rel.display());
+        let script = format!("cat > {t} && sync", t = quote(&to));
+        self.conn
+            .stream(&script, Stream::Send(from.join(rel)))
+            .map_err(|msg| self.fail(format!("writing {to}: {msg}")))
+    }
+
+    fn restore_data(&self, files: &NodeFiles, copy: &DirCopy) -> Result<(), ClusterError> {
         let data = files.data.display().to_string();
-        if let Some(rel) = only {
-            // Rewritten in place (same inode and mode), then flushed: what a disk that damaged
-            // the file would leave.
-            let to = format!("{data}/{}", rel.display());
-            let script = format!("cat > {t} && sync", t = quote(&to));
-            return self
-                .conn
-                .stream(&script, Stream::Send(from.join(rel)))
-                .map_err(|msg| self.fail(format!("writing {to}: {msg}")));
-        }
-        let tar = from.with_extension("push.tar");
-        let (f, t) = (from.display().to_string(), tar.display().to_string());
+        let tar = copy.root.with_extension("restore.tar");
+        let (f, t) = (copy.root.display().to_string(), tar.display().to_string());
         super::host::run(&["tar", "-C", &f, "-cf", &t, "."])?;
         let d = quote(&data);
         let script = format!("rm -rf {d} && mkdir -p {d} && tar -C {d} -xf - && sync");
@@ -619,19 +622,7 @@ impl Host for SshHost {
             .conn
             .download(&format!("cat {log}"), &node_dir.join("log"));
         let got_data = if keep_data {
-            let tar = node_dir.join("data.tar");
-            let r = self
-                .conn
-                .download(
-                    &format!(
-                        "tar -C {} -cf - .",
-                        quote(&files.data.display().to_string())
-                    ),
-                    &tar,
-                )
-                .and_then(|()| untar(&tar, &node_dir.join("data")));
-            let _ = std::fs::remove_file(&tar);
-            r
+            self.download_dir(&files.data, &node_dir.join("data"))
         } else {
             Ok(())
         };

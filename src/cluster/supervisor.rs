@@ -481,7 +481,7 @@ impl Cluster {
         };
         let done = damage::choose_and_apply(&work, &plan, rng, copies.last()).map_err(fail)?;
         if let Some(d) = &done {
-            host.push_data(&self.files[i], &work, Some(Path::new(&d.file)))?;
+            host.write_back(&self.files[i], &work, Path::new(&d.file))?;
         }
         copies.push(copy);
         while copies.len() > 2 {
@@ -504,15 +504,7 @@ impl Cluster {
         };
         let copies = self.copies[i].lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = copies.last() {
-            let host = &self.hosts[i];
-            if host.files_are_local() {
-                damage::restore_dir(c, &self.files[i].data).map_err(|e| ClusterError::Node {
-                    node: self.names[i].clone(),
-                    msg: format!("repairing the damaged data dir: {e}"),
-                })?;
-            } else {
-                host.push_data(&self.files[i], &c.root, None)?;
-            }
+            self.hosts[i].restore_data(&self.files[i], c)?;
         }
         Ok(Some(status.to_string()))
     }
